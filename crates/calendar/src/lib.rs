@@ -1,0 +1,1 @@
+//! Trading calendars (placeholder until the calendar work lands).

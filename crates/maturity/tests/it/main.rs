@@ -1,0 +1,2 @@
+//! Integration tests of the maturity crate (one binary: see ARCHITECTURE.md).
+mod standard_text;
