@@ -1,1 +1,85 @@
-fn main() {}
+//! `ballast`: the one binary. Each subcommand lives in its own module; this file only parses the
+//! command line, dispatches, and turns errors into exit codes (0 success, 1 a `--fail-under`
+//! threshold not met or a negative answer, 2 bad input or an error).
+
+mod assess_cmd;
+mod catalog_cmd;
+mod output;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ballast",
+    version,
+    about = "Ballast — operation automation for securities and fund firms, and the maturity model of its standard",
+    long_about = None
+)]
+struct Cli {
+    /// Load another edition of the maturity catalog (same format as data/catalog/) instead of the bundled one.
+    #[arg(long, global = true, env = "BALLAST_CATALOG", value_name = "FILE")]
+    catalog: Option<PathBuf>,
+
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Browse and export the maturity catalog (the standard's tables 4–49).
+    #[command(subcommand)]
+    Catalog(catalog_cmd::CatalogCmd),
+    /// Offline assessments: answer templates and scoring.
+    #[command(subcommand)]
+    Assess(assess_cmd::AssessCmd),
+    /// Print the version.
+    Version,
+}
+
+/// An error whose message has already been written for the user, with the exit code to return.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+impl std::error::Error for Exit {}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let mut stdout = std::io::stdout().lock();
+    match cli.cmd {
+        Cmd::Catalog(cmd) => catalog_cmd::run(cmd, cli.catalog.as_deref(), &mut stdout),
+        Cmd::Assess(cmd) => assess_cmd::run(cmd, cli.catalog.as_deref(), &mut stdout),
+        Cmd::Version => {
+            writeln!(stdout, "ballast {}", env!("CARGO_PKG_VERSION"))?;
+            Ok(0)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                return ExitCode::from(*code);
+            }
+            // A closed pipe (`ballast … | head`) is not an error worth a message.
+            if e
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("错误 error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

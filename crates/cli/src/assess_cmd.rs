@@ -1,0 +1,233 @@
+//! `ballast assess template|score`: offline assessments, no server and no database.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ballast_maturity::answers::{self, check_evidence_files};
+use ballast_maturity::report::{self, Report};
+use ballast_maturity::{AnswerSet, Catalog, Msg, Policy, Scope, score};
+use clap::{Subcommand, ValueEnum};
+
+use crate::Exit;
+use crate::output::{bad_input, emit, load_catalog, require_output};
+
+#[derive(Subcommand)]
+pub enum AssessCmd {
+    /// Write the questionnaire an assessment team fills in: one row per clause.
+    Template {
+        #[arg(long, value_enum)]
+        format: TemplateFormat,
+        /// Items to include, e.g. `T4,T10-T20` or names (风险控制策略); all when absent.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Output file (stdout when absent; required for xlsx).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Compute levels, gaps and a report from a filled-in answers file (YAML or XLSX).
+    Score {
+        /// The answers file (.yaml/.yml or .xlsx).
+        answers: PathBuf,
+        /// Roll-up policy: `strict` (default) or `proportional[:P]`, 0 < P ≤ 1 (default 0.8).
+        #[arg(long, default_value = "strict")]
+        policy: String,
+        /// Target level: list everything missing to reach it (clamped to each item's levels).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+        target: Option<u8>,
+        /// Restrict the items scored (overrides the file's scope), e.g. `T4,T10-T20`.
+        #[arg(long)]
+        scope: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// Output file (stdout when absent; required for xlsx).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Exit 1 unless technical-management ≥ TM and technical-application ≥ TA, e.g. `2,3`, `2,` or `,3`.
+        #[arg(long, value_name = "TM,TA")]
+        fail_under: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TemplateFormat {
+    Xlsx,
+    Yaml,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Md,
+    Html,
+    Xlsx,
+}
+
+pub fn run(cmd: AssessCmd, catalog: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let catalog = load_catalog(catalog)?;
+    match cmd {
+        AssessCmd::Template {
+            format,
+            scope,
+            output,
+        } => {
+            let set = AnswerSet {
+                scope: parse_scope(&catalog, scope.as_deref())?,
+                ..AnswerSet::default()
+            };
+            let bytes = match format {
+                TemplateFormat::Yaml => answers::yaml::write(
+                    &catalog,
+                    &set,
+                    "Ballast 运维自动化能力成熟度评估答卷 — maturity assessment answers",
+                )
+                .into_bytes(),
+                TemplateFormat::Xlsx => {
+                    require_output(output.as_deref(), "xlsx")?;
+                    answers::xlsx::write(&catalog, &set)?
+                }
+            };
+            emit(&bytes, output.as_deref(), out)?;
+            Ok(0)
+        }
+        AssessCmd::Score {
+            answers: path,
+            policy,
+            target,
+            scope,
+            format,
+            output,
+            fail_under,
+        } => {
+            let policy = Policy::parse(&policy).ok_or_else(|| {
+                bad_input(
+                    format!("计分规则 {policy:?} 无效，应为 strict 或 proportional[:P]（0 < P ≤ 1）"),
+                    format!("policy {policy:?} is invalid: use strict or proportional[:P] with 0 < P ≤ 1"),
+                )
+            })?;
+            let thresholds = fail_under.as_deref().map(parse_fail_under).transpose()?;
+            let scope_override = scope.map(|s| parse_scope(&catalog, Some(&s))).transpose()?;
+            let report = score_file(&catalog, &path, policy, target, scope_override)?;
+            let bytes = match format {
+                ReportFormat::Text => report::render_text(&report).into_bytes(),
+                ReportFormat::Json => {
+                    let mut s = report.to_json();
+                    s.push('\n');
+                    s.into_bytes()
+                }
+                ReportFormat::Md => report::render_markdown(&report).into_bytes(),
+                ReportFormat::Html => report::render_html(&report).into_bytes(),
+                ReportFormat::Xlsx => {
+                    require_output(output.as_deref(), "xlsx")?;
+                    report::render_xlsx(&report)?
+                }
+            };
+            emit(&bytes, output.as_deref(), out)?;
+            Ok(match thresholds {
+                Some(t) => check_thresholds(&report, t),
+                None => 0,
+            })
+        }
+    }
+}
+
+fn parse_scope(catalog: &Catalog, spec: Option<&str>) -> anyhow::Result<Scope> {
+    match spec {
+        None => Ok(Scope::all()),
+        Some(s) => Scope::parse_list(catalog, s).map_err(|token| {
+            bad_input(
+                format!("--scope 中的 {token:?} 无效：应为表号（T4）、范围（T10-T20）或能力项/能力域/能力类名称"),
+                format!("--scope: {token:?} is not a table (T4), a range (T10-T20) or an item, domain or class name"),
+            )
+        }),
+    }
+}
+
+/// Reads, validates and scores one answers file; every problem in it is printed, then exit 2.
+fn score_file(
+    catalog: &Catalog,
+    path: &Path,
+    policy: Policy,
+    target: Option<u8>,
+    scope: Option<Scope>,
+) -> anyhow::Result<Report> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        bad_input(
+            format!("无法读取答卷 {name}：{e}"),
+            format!("cannot read answers file {name}: {e}"),
+        )
+    })?;
+    let mut set = answers::parse_file(catalog, &name, &bytes).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("错误：{}\nerror: {} [{}]", e.message_zh(), e.message_en(), e.code());
+        }
+        eprintln!(
+            "{} 处错误，未计分 — {} error(s), nothing scored",
+            errors.0.len(),
+            errors.0.len()
+        );
+        anyhow::Error::from(Exit(2))
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let read = |p: &str| std::fs::read(base.join(p));
+    let (errors, warnings) = check_evidence_files(&mut set, &read);
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("错误：{}\nerror: {} [{}]", e.message_zh(), e.message_en(), e.code());
+        }
+        return Err(Exit(2).into());
+    }
+    for w in &warnings {
+        eprintln!("警告：{}\nwarning: {}", w.message_zh, w.message_en);
+    }
+    if let Some(s) = scope {
+        set.scope = s;
+    }
+    let card = score(catalog, &set, policy, target);
+    Ok(report::build(catalog, &set, &card, warnings))
+}
+
+type Thresholds = (Option<u8>, Option<u8>);
+
+fn parse_fail_under(s: &str) -> anyhow::Result<Thresholds> {
+    let err = || {
+        bad_input(
+            format!("--fail-under {s:?} 无效，应为 TM,TA，例如 2,3、2, 或 ,3"),
+            format!("--fail-under {s:?} is invalid: expected TM,TA such as 2,3 or 2, or ,3"),
+        )
+    };
+    let (tm, ta) = s.split_once(',').unwrap_or((s, ""));
+    let level = |p: &str, max: u8| -> Result<Option<u8>, ()> {
+        let p = p.trim();
+        if p.is_empty() {
+            return Ok(None);
+        }
+        match p.parse::<u8>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(()),
+        }
+    };
+    match (level(tm, 3), level(ta, 5)) {
+        (Ok(None), Ok(None)) | (Err(()), _) | (_, Err(())) => Err(err()),
+        (Ok(a), Ok(b)) => Ok((a, b)),
+    }
+}
+
+/// 0 when every given threshold is met; 1 (with a message) otherwise. A scale that is not in
+/// scope does not meet a threshold set for it.
+fn check_thresholds(r: &Report, (tm, ta): Thresholds) -> u8 {
+    let mut failed = false;
+    for (want, got, zh, en) in [
+        (tm, r.technical_management_level, "技术管理能力成熟度", "technical-management maturity"),
+        (ta, r.technical_application_level, "技术应用能力成熟度", "technical-application maturity"),
+    ] {
+        let Some(want) = want else { continue };
+        if got.is_none_or(|g| g < want) {
+            failed = true;
+            let got = got.map_or_else(|| "无（不在范围内）/ none (not in scope)".to_string(), |g| g.to_string());
+            eprintln!("未达标：{zh} {got}，要求 ≥ {want}\nbelow threshold: {en} is {got}, required ≥ {want}");
+        }
+    }
+    u8::from(failed)
+}
