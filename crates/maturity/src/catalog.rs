@@ -189,12 +189,11 @@ impl Catalog {
 
     /// Parses and validates a catalog from YAML text; `source` names the file in errors.
     pub fn from_yaml_str(text: &str, source: &str) -> Result<Catalog, CatalogError> {
-        let data: CatalogData =
-            serde_yaml_ng::from_str(text).map_err(|e| CatalogError::Parse {
-                file: source.to_string(),
-                line: e.location().map(|l| l.line()),
-                message: e.to_string(),
-            })?;
+        let data: CatalogData = serde_yaml_ng::from_str(text).map_err(|e| CatalogError::Parse {
+            file: source.to_string(),
+            line: e.location().map(|l| l.line()),
+            message: e.to_string(),
+        })?;
         Catalog::from_data(data, source)
     }
 
@@ -210,7 +209,10 @@ impl Catalog {
                 data.schema
             )));
         }
-        for key in [ScaleKey::TechnicalManagement, ScaleKey::TechnicalApplication] {
+        for key in [
+            ScaleKey::TechnicalManagement,
+            ScaleKey::TechnicalApplication,
+        ] {
             let scale = data
                 .scales
                 .iter()
@@ -285,7 +287,10 @@ impl Catalog {
                                     )));
                                 }
                                 if clause.text_zh.trim().is_empty() {
-                                    return Err(invalid(format!("clause {} has no text", clause.id)));
+                                    return Err(invalid(format!(
+                                        "clause {} has no text",
+                                        clause.id
+                                    )));
                                 }
                                 let pos = ClausePos {
                                     class: ci,
@@ -296,7 +301,10 @@ impl Catalog {
                                     clause: k,
                                 };
                                 if clauses.insert(parsed, pos).is_some() {
-                                    return Err(invalid(format!("clause {} appears twice", clause.id)));
+                                    return Err(invalid(format!(
+                                        "clause {} appears twice",
+                                        clause.id
+                                    )));
                                 }
                             }
                         }
@@ -382,15 +390,18 @@ impl Catalog {
         self.items().flat_map(move |ir| {
             ir.item.aspects.iter().flat_map(move |aspect| {
                 aspect.cells.iter().flat_map(move |cell| {
-                    cell.clauses.iter().enumerate().map(move |(k, clause)| ClauseRef {
-                        id: ClauseId::new(ir.item.table, aspect.column, cell.level, k),
-                        class: ir.class,
-                        domain: ir.domain,
-                        item: ir.item,
-                        aspect,
-                        level: cell.level,
-                        clause,
-                    })
+                    cell.clauses
+                        .iter()
+                        .enumerate()
+                        .map(move |(k, clause)| ClauseRef {
+                            id: ClauseId::new(ir.item.table, aspect.column, cell.level, k),
+                            class: ir.class,
+                            domain: ir.domain,
+                            item: ir.item,
+                            aspect,
+                            level: cell.level,
+                            clause,
+                        })
                 })
             })
         })
@@ -405,7 +416,9 @@ impl Catalog {
     pub fn find_items(&self, needle: &str) -> Vec<ItemRef<'_>> {
         let lower = needle.to_lowercase();
         self.items()
-            .filter(|r| r.item.name_zh.contains(needle) || r.item.name_en.to_lowercase().contains(&lower))
+            .filter(|r| {
+                r.item.name_zh.contains(needle) || r.item.name_en.to_lowercase().contains(&lower)
+            })
             .collect()
     }
 
@@ -418,9 +431,23 @@ impl Catalog {
             .iter()
             .filter(|cell| cell.level < c.level)
             .flat_map(|cell| {
-                cell.clauses.iter().enumerate().map(move |(k, cl)| (cell.level, k, cl))
+                cell.clauses
+                    .iter()
+                    .enumerate()
+                    .map(move |(k, cl)| (cell.level, k, cl))
             })
-            .find(|(_, _, cl)| cl.text_zh == c.clause.text_zh)
+            .find(|(_, _, cl)| same_words(&cl.text_zh, &c.clause.text_zh))
             .map(|(level, k, _)| ClauseId::new(id.table, id.aspect, level, k))
     }
+}
+
+/// Equal texts but for trailing punctuation (the draft ends a cell's last clause with "。" and the
+/// same clause elsewhere with "；").
+fn same_words(a: &str, b: &str) -> bool {
+    let trim = |s: &str| {
+        s.trim()
+            .trim_end_matches(['；', '。', '，', ';', '.', ','])
+            .to_string()
+    };
+    trim(a) == trim(b)
 }

@@ -78,7 +78,11 @@ impl ClauseId {
             return Err(err());
         };
         let number = |p: &str| -> Option<u32> {
-            if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) || p.starts_with('0') {
+            if p.is_empty()
+                || p.len() > 3
+                || !p.bytes().all(|b| b.is_ascii_digit())
+                || p.starts_with('0')
+            {
                 None
             } else {
                 p.parse().ok()
@@ -156,8 +160,20 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "", "T5", "T5.2.L3", "T5.2.3.c", "t5.2.L3.c", "T5.2.L3.C", "T5.2.L3.cc", "T05.2.L3.c",
-            "T5.2.L3.c.d", "T5..L3.c", "T5.2.L.c", "T5.2.L3.1", "T５.2.L3.c", "T5.2.L300.c",
+            "",
+            "T5",
+            "T5.2.L3",
+            "T5.2.3.c",
+            "t5.2.L3.c",
+            "T5.2.L3.C",
+            "T5.2.L3.cc",
+            "T05.2.L3.c",
+            "T5.2.L3.c.d",
+            "T5..L3.c",
+            "T5.2.L.c",
+            "T5.2.L3.1",
+            "T５.2.L3.c",
+            "T5.2.L300.c",
         ] {
             assert!(ClauseId::parse(bad).is_err(), "{bad:?} must be rejected");
         }

@@ -38,7 +38,11 @@ impl Msg for CatalogError {
     }
     fn message_zh(&self) -> String {
         match self {
-            CatalogError::Parse { file, line, message } => format!(
+            CatalogError::Parse {
+                file,
+                line,
+                message,
+            } => format!(
                 "{file}{}：无法解析能力目录：{message}",
                 line.map(|l| format!(" 第 {l} 行")).unwrap_or_default()
             ),
@@ -110,7 +114,10 @@ pub enum AnswerProblem {
     Io(String),
     Syntax(String),
     /// A value of the wrong shape: `what` names the field, `expected` the shape.
-    Shape { what: String, expected: &'static str },
+    Shape {
+        what: String,
+        expected: &'static str,
+    },
     UnknownKey(String),
     CatalogMismatch {
         field: &'static str,
@@ -119,13 +126,22 @@ pub enum AnswerProblem {
     },
     MalformedClauseId(String),
     UnknownClause(String),
-    Duplicate { id: String, first: String },
+    Duplicate {
+        id: String,
+        first: String,
+    },
     InvalidRating(String),
     NaWithoutJustification(String),
     InvalidDate(String),
-    HeaderMismatch { expected: String, found: String },
+    HeaderMismatch {
+        expected: String,
+        found: String,
+    },
     MissingSheet(String),
-    EvidenceMissing { id: String, path: String },
+    EvidenceMissing {
+        id: String,
+        path: String,
+    },
     EvidenceHashMismatch {
         id: String,
         path: String,
@@ -176,9 +192,7 @@ impl Msg for AnswerError {
                 field,
                 expected,
                 found,
-            } => format!(
-                "文件属于另一版能力目录：{field} 为 {found:?}，本目录为 {expected:?}"
-            ),
+            } => format!("文件属于另一版能力目录：{field} 为 {found:?}，本目录为 {expected:?}"),
             MalformedClauseId(s) => {
                 format!("条款编号格式错误：{s:?}，应形如 T5.2.L3.c")
             }
@@ -228,9 +242,9 @@ impl Msg for AnswerError {
             }
             UnknownClause(s) => format!("clause {s} does not exist in the catalog"),
             Duplicate { id, first } => format!("clause {id} answered twice (first at {first})"),
-            InvalidRating(v) => format!(
-                "rating {v:?} is not one of met, partial, not_met, na, unrated"
-            ),
+            InvalidRating(v) => {
+                format!("rating {v:?} is not one of met, partial, not_met, na, unrated")
+            }
             NaWithoutJustification(id) => {
                 format!("clause {id} is rated na without a justification")
             }

@@ -130,7 +130,9 @@ pub fn to_xlsx(catalog: &Catalog) -> Result<Vec<u8>, XlsxError> {
         .set_background_color(Color::RGB(0x1F3A5F))
         .set_font_color(Color::White)
         .set_border(FormatBorder::Thin);
-    let wrap = Format::new().set_text_wrap().set_align(rust_xlsxwriter::FormatAlign::Top);
+    let wrap = Format::new()
+        .set_text_wrap()
+        .set_align(rust_xlsxwriter::FormatAlign::Top);
 
     let ws = wb.add_worksheet();
     ws.set_name("条款 Clauses")?;

@@ -10,7 +10,9 @@ use crate::clause_id::ClauseId;
 use crate::error::Location;
 
 /// How well a clause is met. `na` needs a justification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Rating {
     Met,
@@ -90,9 +92,16 @@ impl fmt::Display for Rating {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Evidence {
     /// A file, identified by path and its SHA-256 (hex).
-    File { path: String, sha256: String },
-    Url { url: String },
-    Text { text: String },
+    File {
+        path: String,
+        sha256: String,
+    },
+    Url {
+        url: String,
+    },
+    Text {
+        text: String,
+    },
 }
 
 impl Evidence {
@@ -188,7 +197,11 @@ impl Scope {
 fn resolve_scope_token(catalog: &Catalog, token: &str) -> Option<Vec<u32>> {
     let table_no = |s: &str| -> Option<u32> {
         let s = s.trim();
-        let n = s.strip_prefix('T').or_else(|| s.strip_prefix('t')).unwrap_or(s);
+        let n = s
+            .strip_prefix('T')
+            .or_else(|| s.strip_prefix('t'))
+            .or_else(|| s.strip_prefix('表'))
+            .unwrap_or(s);
         n.parse().ok()
     };
     if let Some((a, b)) = token.split_once('-') {

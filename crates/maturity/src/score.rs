@@ -204,6 +204,19 @@ fn unfulfilled(item: &Item, up_to: u8, rating: &impl Fn(&ClauseId) -> Rating) ->
 }
 
 fn item_score(item: &Item, in_scope: bool, answers: &AnswerSet, target: Option<u8>) -> ItemScore {
+    if !in_scope {
+        // Out of scope: no level and nothing computed from its answers.
+        return ItemScore {
+            table: item.table,
+            in_scope,
+            level: None,
+            aspects: Vec::new(),
+            missing_for_next: Vec::new(),
+            missing_for_target: Vec::new(),
+            shares: Vec::new(),
+            counts: RatingCounts::default(),
+        };
+    }
     let rating = |id: &ClauseId| answers.rating(id);
     let aspects: Vec<AspectScore> = item
         .aspects
@@ -236,23 +249,18 @@ fn item_score(item: &Item, in_scope: bool, answers: &AnswerSet, target: Option<u
             }
         }
     }
-    let (missing_for_next, missing_for_target) = if in_scope {
-        let next = if level < item.levels {
-            unfulfilled(item, level + 1, &rating)
-        } else {
-            Vec::new()
-        };
-        let to_target = target
-            .map(|t| unfulfilled(item, t.min(item.levels), &rating))
-            .unwrap_or_default();
-        (next, to_target)
+    let missing_for_next = if level < item.levels {
+        unfulfilled(item, level + 1, &rating)
     } else {
-        (Vec::new(), Vec::new())
+        Vec::new()
     };
+    let missing_for_target = target
+        .map(|t| unfulfilled(item, t.min(item.levels), &rating))
+        .unwrap_or_default();
     ItemScore {
         table: item.table,
         in_scope,
-        level: in_scope.then_some(level),
+        level: Some(level),
         aspects,
         missing_for_next,
         missing_for_target,
@@ -370,9 +378,21 @@ mod tests {
     #[test]
     fn policy_parse() {
         assert_eq!(Policy::parse("strict"), Some(Policy::Strict));
-        assert_eq!(Policy::parse("proportional"), Some(Policy::Proportional(0.8)));
-        assert_eq!(Policy::parse("proportional:0.5"), Some(Policy::Proportional(0.5)));
-        for bad in ["", "lenient", "proportional:0", "proportional:1.5", "proportional:x"] {
+        assert_eq!(
+            Policy::parse("proportional"),
+            Some(Policy::Proportional(0.8))
+        );
+        assert_eq!(
+            Policy::parse("proportional:0.5"),
+            Some(Policy::Proportional(0.5))
+        );
+        for bad in [
+            "",
+            "lenient",
+            "proportional:0",
+            "proportional:1.5",
+            "proportional:x",
+        ] {
             assert_eq!(Policy::parse(bad), None, "{bad}");
         }
     }

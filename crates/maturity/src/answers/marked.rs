@@ -7,11 +7,23 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
     /// A scalar; `plain` is false for quoted and block scalars (so `"null"` stays a string).
-    Scalar { value: String, plain: bool, line: usize },
-    Seq { items: Vec<Node>, line: usize },
-    Map { entries: Vec<(Node, Node)>, line: usize },
+    Scalar {
+        value: String,
+        plain: bool,
+        line: usize,
+    },
+    Seq {
+        items: Vec<Node>,
+        line: usize,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        line: usize,
+    },
     /// Aliases are not supported in answers files and are reported as such.
-    Alias { line: usize },
+    Alias {
+        line: usize,
+    },
 }
 
 impl Node {

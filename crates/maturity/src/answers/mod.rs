@@ -81,7 +81,10 @@ impl<'a> Collector<'a> {
     pub(crate) fn parse_rating(&mut self, value: &str, location: &Location) -> Option<Rating> {
         let r = Rating::parse(value);
         if r.is_none() {
-            self.error(location.clone(), AnswerProblem::InvalidRating(value.to_string()));
+            self.error(
+                location.clone(),
+                AnswerProblem::InvalidRating(value.to_string()),
+            );
         }
         r
     }
@@ -91,7 +94,10 @@ impl<'a> Collector<'a> {
         match NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d") {
             Ok(d) => Some(d.format("%Y-%m-%d").to_string()),
             Err(_) => {
-                self.error(location.clone(), AnswerProblem::InvalidDate(value.to_string()));
+                self.error(
+                    location.clone(),
+                    AnswerProblem::InvalidDate(value.to_string()),
+                );
                 None
             }
         }
@@ -103,7 +109,10 @@ impl<'a> Collector<'a> {
         let id = match ClauseId::parse(raw_id.trim()) {
             Ok(id) => id,
             Err(_) => {
-                self.error(location, AnswerProblem::MalformedClauseId(raw_id.to_string()));
+                self.error(
+                    location,
+                    AnswerProblem::MalformedClauseId(raw_id.to_string()),
+                );
                 return;
             }
         };
@@ -123,7 +132,10 @@ impl<'a> Collector<'a> {
             return;
         }
         if answer.rating == Rating::Na
-            && answer.justification.as_deref().is_none_or(|j| j.trim().is_empty())
+            && answer
+                .justification
+                .as_deref()
+                .is_none_or(|j| j.trim().is_empty())
         {
             self.error(
                 location.clone(),
@@ -177,13 +189,9 @@ pub fn check_evidence_files(
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     for (id, answer) in set.answers.iter_mut() {
-        let location = set
-            .locations
-            .get(id)
-            .cloned()
-            .unwrap_or(Location::File {
-                file: String::new(),
-            });
+        let location = set.locations.get(id).cloned().unwrap_or(Location::File {
+            file: String::new(),
+        });
         for ev in answer.evidence.iter_mut() {
             let Evidence::File { path, sha256 } = ev else {
                 continue;
@@ -228,11 +236,7 @@ pub fn check_evidence_files(
 }
 
 /// Parses an answers file by its name: `.xlsx` as a spreadsheet, anything else as YAML.
-pub fn parse_file(
-    catalog: &Catalog,
-    name: &str,
-    bytes: &[u8],
-) -> Result<AnswerSet, AnswerErrors> {
+pub fn parse_file(catalog: &Catalog, name: &str, bytes: &[u8]) -> Result<AnswerSet, AnswerErrors> {
     if name.to_ascii_lowercase().ends_with(".xlsx") {
         xlsx::parse(catalog, name, bytes)
     } else {

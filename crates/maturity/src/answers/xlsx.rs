@@ -6,7 +6,7 @@
 
 use std::io::Cursor;
 
-use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+use calamine::{Data, Range, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{Duration, NaiveDate};
 use rust_xlsxwriter::{Color, DataValidation, Format, FormatBorder, Workbook, XlsxError};
 
@@ -69,7 +69,9 @@ pub fn write(catalog: &Catalog, set: &AnswerSet) -> Result<Vec<u8>, XlsxError> {
         .set_background_color(Color::RGB(0x1F3A5F))
         .set_font_color(Color::White)
         .set_border(FormatBorder::Thin);
-    let wrap = Format::new().set_text_wrap().set_align(rust_xlsxwriter::FormatAlign::Top);
+    let wrap = Format::new()
+        .set_text_wrap()
+        .set_align(rust_xlsxwriter::FormatAlign::Top);
     let id_fmt = Format::new()
         .set_font_name("Consolas")
         .set_align(rust_xlsxwriter::FormatAlign::Top);
@@ -104,17 +106,26 @@ pub fn write(catalog: &Catalog, set: &AnswerSet) -> Result<Vec<u8>, XlsxError> {
             ws.write_string_with_format(row, col as u16, text, fmt)?;
         }
         let inputs: [(usize, String); 6] = [
-            (COL_RATING, a.map_or(Rating::Unrated, |a| a.rating).to_string()),
+            (
+                COL_RATING,
+                a.map_or(Rating::Unrated, |a| a.rating).to_string(),
+            ),
             (
                 COL_EVIDENCE,
                 a.map(|a| evidence_cell(&a.evidence)).unwrap_or_default(),
             ),
-            (COL_COMMENT, a.and_then(|a| a.comment.clone()).unwrap_or_default()),
+            (
+                COL_COMMENT,
+                a.and_then(|a| a.comment.clone()).unwrap_or_default(),
+            ),
             (
                 COL_JUSTIFICATION,
                 a.and_then(|a| a.justification.clone()).unwrap_or_default(),
             ),
-            (COL_ASSESSOR, a.and_then(|a| a.assessor.clone()).unwrap_or_default()),
+            (
+                COL_ASSESSOR,
+                a.and_then(|a| a.assessor.clone()).unwrap_or_default(),
+            ),
             (COL_DATE, a.and_then(|a| a.date.clone()).unwrap_or_default()),
         ];
         for (col, text) in inputs {
@@ -153,11 +164,9 @@ pub fn write(catalog: &Catalog, set: &AnswerSet) -> Result<Vec<u8>, XlsxError> {
         meta.write_string(i as u32 + 1, 0, *label)?;
         meta.write_string(i as u32 + 1, 1, value)?;
     }
-    let mut r = META_KEYS.len() as u32 + 1;
-    for (k, v) in &set.meta {
+    for (r, (k, v)) in (META_KEYS.len() as u32 + 1..).zip(&set.meta) {
         meta.write_string(r, 0, k)?;
         meta.write_string(r, 1, v)?;
-        r += 1;
     }
 
     let guide = wb.add_worksheet();
@@ -218,7 +227,26 @@ fn excel_date(serial: f64) -> Option<String> {
     if !(1.0..2_958_466.0).contains(&days) {
         return None;
     }
-    Some((base + Duration::days(days as i64)).format("%Y-%m-%d").to_string())
+    Some(
+        (base + Duration::days(days as i64))
+            .format("%Y-%m-%d")
+            .to_string(),
+    )
+}
+
+/// A sheet as text rows in absolute coordinates: `rows[i][j]` is Excel row `i + 1`, column `j`
+/// (calamine's ranges start at the first non-empty cell, which may not be A1).
+fn sheet_rows(range: &Range<Data>) -> Vec<Vec<String>> {
+    let Some((end_row, end_col)) = range.end() else {
+        return Vec::new();
+    };
+    (0..=end_row)
+        .map(|r| {
+            (0..=end_col)
+                .map(|c| range.get_value((r, c)).map(cell_text).unwrap_or_default())
+                .collect()
+        })
+        .collect()
 }
 
 /// Reads a filled-in questionnaire. `file` names it in messages.
@@ -231,8 +259,11 @@ pub fn parse(catalog: &Catalog, file: &str, bytes: &[u8]) -> Result<AnswerSet, A
             problem,
         }])
     };
-    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec()))
-        .map_err(|e| whole(AnswerProblem::Syntax(format!("not a readable XLSX workbook: {e}"))))?;
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes.to_vec())).map_err(|e| {
+        whole(AnswerProblem::Syntax(format!(
+            "not a readable XLSX workbook: {e}"
+        )))
+    })?;
     let names = wb.sheet_names();
     let find = |wanted: &str| {
         names
@@ -243,12 +274,14 @@ pub fn parse(catalog: &Catalog, file: &str, bytes: &[u8]) -> Result<AnswerSet, A
     };
     let answers_name = find(ANSWERS_SHEET)?;
     let meta_name = find(META_SHEET)?;
-    let range = wb
-        .worksheet_range(&answers_name)
-        .map_err(|e| whole(AnswerProblem::Syntax(e.to_string())))?;
-    let meta = wb
-        .worksheet_range(&meta_name)
-        .map_err(|e| whole(AnswerProblem::Syntax(e.to_string())))?;
+    let rows = sheet_rows(
+        &wb.worksheet_range(&answers_name)
+            .map_err(|e| whole(AnswerProblem::Syntax(e.to_string())))?,
+    );
+    let meta = sheet_rows(
+        &wb.worksheet_range(&meta_name)
+            .map_err(|e| whole(AnswerProblem::Syntax(e.to_string())))?,
+    );
 
     let mut c = Collector::new(catalog);
     let cell_loc = |sheet: &str, row: usize, col: Option<usize>| Location::Cell {
@@ -259,9 +292,9 @@ pub fn parse(catalog: &Catalog, file: &str, bytes: &[u8]) -> Result<AnswerSet, A
     };
 
     // Meta: catalog and version must match; scope restricts the items.
-    for (r, row) in meta.rows().enumerate().skip(1) {
-        let key = row.first().map(cell_text).unwrap_or_default();
-        let value = row.get(1).map(cell_text).unwrap_or_default();
+    for (r, row) in meta.iter().enumerate().skip(1) {
+        let key = row.first().cloned().unwrap_or_default();
+        let value = row.get(1).cloned().unwrap_or_default();
         let loc = cell_loc(&meta_name, r + 1, Some(1));
         match META_KEYS.iter().find(|(_, label)| *label == key) {
             Some(("catalog", _)) => c.catalog_field("catalog", &value, loc),
@@ -281,11 +314,7 @@ pub fn parse(catalog: &Catalog, file: &str, bytes: &[u8]) -> Result<AnswerSet, A
     }
 
     // Header, column by column.
-    let header: Vec<String> = range
-        .rows()
-        .next()
-        .map(|r| r.iter().map(cell_text).collect())
-        .unwrap_or_default();
+    let header: Vec<String> = rows.first().cloned().unwrap_or_default();
     let mut header_ok = true;
     for (i, (expected, _)) in COLUMNS.iter().enumerate() {
         let found = header.get(i).cloned().unwrap_or_default();
@@ -304,12 +333,12 @@ pub fn parse(catalog: &Catalog, file: &str, bytes: &[u8]) -> Result<AnswerSet, A
         return c.finish();
     }
 
-    for (r, row) in range.rows().enumerate().skip(1) {
-        let text = |col: usize| row.get(col).map(cell_text).unwrap_or_default();
+    for (r, row) in rows.iter().enumerate().skip(1) {
+        let text = |col: usize| row.get(col).cloned().unwrap_or_default();
         let id = text(COL_ID);
         let excel_row = r + 1;
         if id.is_empty() {
-            if row.iter().any(|d| !cell_text(d).is_empty()) {
+            if row.iter().any(|d| !d.is_empty()) {
                 c.error(
                     cell_loc(&answers_name, excel_row, Some(COL_ID)),
                     AnswerProblem::MalformedClauseId(String::new()),
@@ -321,13 +350,19 @@ pub fn parse(catalog: &Catalog, file: &str, bytes: &[u8]) -> Result<AnswerSet, A
         let rating = if rating_text.is_empty() {
             Some(Rating::Unrated)
         } else {
-            c.parse_rating(&rating_text, &cell_loc(&answers_name, excel_row, Some(COL_RATING)))
+            c.parse_rating(
+                &rating_text,
+                &cell_loc(&answers_name, excel_row, Some(COL_RATING)),
+            )
         };
         let date_text = text(COL_DATE);
         let date = if date_text.is_empty() {
             None
         } else {
-            match c.parse_date(&date_text, &cell_loc(&answers_name, excel_row, Some(COL_DATE))) {
+            match c.parse_date(
+                &date_text,
+                &cell_loc(&answers_name, excel_row, Some(COL_DATE)),
+            ) {
                 Some(d) => Some(d),
                 None => continue,
             }
@@ -354,5 +389,8 @@ pub fn parse(catalog: &Catalog, file: &str, bytes: &[u8]) -> Result<AnswerSet, A
 }
 
 fn normalise(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }

@@ -219,7 +219,7 @@ fn answer(ctx: &mut Ctx<'_, '_>, id: &str, node: &Node) -> Option<Answer> {
             match rating {
                 Some(r) => a.rating = r,
                 None if ok => {
-                    ctx.shape(node, format!("{id}"), "a mapping with a `rating`");
+                    ctx.shape(node, id.to_string(), "a mapping with a `rating`");
                     return None;
                 }
                 None => return None,
@@ -227,7 +227,11 @@ fn answer(ctx: &mut Ctx<'_, '_>, id: &str, node: &Node) -> Option<Answer> {
             ok.then_some(a)
         }
         _ => {
-            ctx.shape(node, id.to_string(), "a rating or a mapping with a `rating`");
+            ctx.shape(
+                node,
+                id.to_string(),
+                "a rating or a mapping with a `rating`",
+            );
             None
         }
     }
@@ -261,7 +265,8 @@ fn evidence(ctx: &mut Ctx<'_, '_>, node: &Node, what: &str) -> Vec<Evidence> {
                     "text" => out.push(Evidence::Text { text: v }),
                     _ => {
                         let loc = ctx.at(node);
-                        ctx.c.error(loc, AnswerProblem::UnknownKey(format!("{what}.{k}")));
+                        ctx.c
+                            .error(loc, AnswerProblem::UnknownKey(format!("{what}.{k}")));
                     }
                 }
             }

@@ -98,7 +98,10 @@ fn radar(r: &Report) -> String {
     }
     for (i, d) in domains.iter().enumerate() {
         let (x, y) = point(i, 1.0);
-        let _ = write!(o, "<line x1=\"{cx}\" y1=\"{cy}\" x2=\"{x:.1}\" y2=\"{y:.1}\" stroke=\"#d8dee6\"/>");
+        let _ = write!(
+            o,
+            "<line x1=\"{cx}\" y1=\"{cy}\" x2=\"{x:.1}\" y2=\"{y:.1}\" stroke=\"#d8dee6\"/>"
+        );
         let (lx, ly) = point(i, 1.16);
         let anchor = if (lx - cx).abs() < 10.0 {
             "middle"
@@ -160,7 +163,11 @@ fn heat_map(r: &Report) -> String {
             match i.met_share_by_level.iter().find(|s| s.level == l) {
                 Some(s) => {
                     let reached = i.level.is_some_and(|lv| lv >= l);
-                    let fg = if s.share.is_some_and(|x| x >= 0.75) { "#fff" } else { "#1d2733" };
+                    let fg = if s.share.is_some_and(|x| x >= 0.75) {
+                        "#fff"
+                    } else {
+                        "#1d2733"
+                    };
                     let _ = write!(
                         o,
                         "<td class=\"h\" style=\"background:{};color:{fg}\" title=\"{}/{} met\">{}{}</td>",
@@ -197,7 +204,9 @@ pub fn render(r: &Report) -> String {
         esc(&r.catalog.version),
         esc(&r.policy),
         esc(&r.scope),
-        r.target.map(|t| format!(" · 目标 target <code>{t}</code>")).unwrap_or_default()
+        r.target
+            .map(|t| format!(" · 目标 target <code>{t}</code>"))
+            .unwrap_or_default()
     );
     for (k, v) in &r.meta {
         if k != "name" {
@@ -206,7 +215,12 @@ pub fn render(r: &Report) -> String {
     }
     o.push_str("<div class=\"cards\">");
     for s in &r.scales {
-        let _ = write!(o, "<div class=\"card\"><div>{} <span class=\"out\">{}</span></div>", esc(&s.name_zh), esc(&s.name_en));
+        let _ = write!(
+            o,
+            "<div class=\"card\"><div>{} <span class=\"out\">{}</span></div>",
+            esc(&s.name_zh),
+            esc(&s.name_en)
+        );
         match (s.level, &s.level_name_zh, &s.level_name_en) {
             (Some(l), Some(zh), Some(en)) => {
                 let _ = write!(
@@ -218,7 +232,11 @@ pub fn render(r: &Report) -> String {
                 );
             }
             (Some(l), _, _) => {
-                let _ = write!(o, "<div class=\"big\">{l}<span class=\"na\"> / {}</span></div>", s.max_level);
+                let _ = write!(
+                    o,
+                    "<div class=\"big\">{l}<span class=\"na\"> / {}</span></div>",
+                    s.max_level
+                );
             }
             _ => o.push_str("<div class=\"na\">不在范围内 · not in scope</div>"),
         }
@@ -237,7 +255,11 @@ pub fn render(r: &Report) -> String {
             esc(&d.class_zh),
             esc(&d.name_zh),
             esc(&d.name_en),
-            if d.in_scope { Report::level_text(d.level, d.max_level) } else { "范围外 out of scope".into() }
+            if d.in_scope {
+                Report::level_text(d.level, d.max_level)
+            } else {
+                "范围外 out of scope".into()
+            }
         );
     }
     o.push_str("</tbody></table></div>");
@@ -251,7 +273,11 @@ pub fn render(r: &Report) -> String {
         .map(|i| format!("表{} {}", i.table, esc(&i.name_zh)))
         .collect();
     if !out.is_empty() {
-        let _ = write!(o, "<p class=\"out\">不在评估范围内 Out of scope: {}</p>", out.join("、"));
+        let _ = write!(
+            o,
+            "<p class=\"out\">不在评估范围内 Out of scope: {}</p>",
+            out.join("、")
+        );
     }
 
     o.push_str("<h2>方面 Aspects</h2><table><thead><tr><th>表</th><th>能力项</th><th>方面 Aspect</th><th>级别</th></tr></thead><tbody>");
@@ -260,8 +286,16 @@ pub fn render(r: &Report) -> String {
             let _ = write!(
                 o,
                 "<tr><td class=\"num\">{}</td><td>{}</td><td>{} <span class=\"out\">{}</span></td><td class=\"num\">{}/{}</td></tr>",
-                if k == 0 { i.table.to_string() } else { String::new() },
-                if k == 0 { esc(&i.name_zh) } else { String::new() },
+                if k == 0 {
+                    i.table.to_string()
+                } else {
+                    String::new()
+                },
+                if k == 0 {
+                    esc(&i.name_zh)
+                } else {
+                    String::new()
+                },
                 esc(&a.name_zh),
                 esc(&a.name_en),
                 a.level,
@@ -275,7 +309,12 @@ pub fn render(r: &Report) -> String {
     let _ = write!(
         o,
         "<h2>指标 Metrics <span class=\"out\">(非规范性 non-normative)</span></h2><p>在范围内条款 clauses in scope: {} — 符合 met {} · 部分符合 partial {} · 不符合 not_met {} · 不适用 na {} · 未评 unrated {}</p>",
-        m.clauses_in_scope, m.ratings.met, m.ratings.partial, m.ratings.not_met, m.ratings.na, m.ratings.unrated
+        m.clauses_in_scope,
+        m.ratings.met,
+        m.ratings.partial,
+        m.ratings.not_met,
+        m.ratings.na,
+        m.ratings.unrated
     );
     if let Some(mean) = m.mean_item_level {
         let _ = write!(o, "<p>能力项平均级别 mean item level: {mean:.2}</p>");
@@ -329,7 +368,12 @@ pub fn render(r: &Report) -> String {
     if !r.warnings.is_empty() {
         o.push_str("<h2>警告 Warnings</h2>");
         for w in &r.warnings {
-            let _ = write!(o, "<p class=\"warn\">{}<br>{}</p>", esc(&w.message_zh), esc(&w.message_en));
+            let _ = write!(
+                o,
+                "<p class=\"warn\">{}<br>{}</p>",
+                esc(&w.message_zh),
+                esc(&w.message_en)
+            );
         }
     }
     let _ = write!(

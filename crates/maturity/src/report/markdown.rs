@@ -20,9 +20,14 @@ pub fn render(r: &Report) -> String {
         r.catalog.version,
         r.policy,
         r.scope,
-        r.target.map(|t| format!(" · target `{t}`")).unwrap_or_default()
+        r.target
+            .map(|t| format!(" · target `{t}`"))
+            .unwrap_or_default()
     );
-    let _ = writeln!(o, "| 成熟度 Maturity | 级别 Level | 名称 Name |\n|---|---|---|");
+    let _ = writeln!(
+        o,
+        "| 成熟度 Maturity | 级别 Level | 名称 Name |\n|---|---|---|"
+    );
     for s in &r.scales {
         let _ = writeln!(
             o,
@@ -36,7 +41,10 @@ pub fn render(r: &Report) -> String {
             }
         );
     }
-    let _ = writeln!(o, "\n## 能力域 Domains\n\n| 能力类 Class | 能力域 Domain | 级别 Level |\n|---|---|---|");
+    let _ = writeln!(
+        o,
+        "\n## 能力域 Domains\n\n| 能力类 Class | 能力域 Domain | 级别 Level |\n|---|---|---|"
+    );
     for d in &r.domains {
         let _ = writeln!(
             o,
@@ -44,7 +52,11 @@ pub fn render(r: &Report) -> String {
             d.class_zh,
             d.name_zh,
             d.name_en,
-            if d.in_scope { Report::level_text(d.level, d.max_level) } else { "out of scope".into() }
+            if d.in_scope {
+                Report::level_text(d.level, d.max_level)
+            } else {
+                "out of scope".into()
+            }
         );
     }
     let _ = writeln!(
@@ -53,11 +65,23 @@ pub fn render(r: &Report) -> String {
     );
     for i in &r.items {
         if !i.in_scope {
-            let _ = writeln!(o, "| {} | {} {} | out of scope | | |", i.table, i.name_zh, i.name_en);
+            let _ = writeln!(
+                o,
+                "| {} | {} {} | out of scope | | |",
+                i.table, i.name_zh, i.name_en
+            );
             continue;
         }
-        let aspects: Vec<String> = i.aspects.iter().map(|a| format!("{} {}", a.name_zh, a.level)).collect();
-        let missing: Vec<String> = i.missing_for_next.iter().map(|id| format!("`{id}`")).collect();
+        let aspects: Vec<String> = i
+            .aspects
+            .iter()
+            .map(|a| format!("{} {}", a.name_zh, a.level))
+            .collect();
+        let missing: Vec<String> = i
+            .missing_for_next
+            .iter()
+            .map(|id| format!("`{id}`"))
+            .collect();
         let _ = writeln!(
             o,
             "| {} | {} {} | {} | {} | {} |",
@@ -73,14 +97,26 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "\n## 指标 Metrics (non-normative)\n\n- clauses in scope: {} (met {}, partial {}, not_met {}, na {}, unrated {})",
-        m.clauses_in_scope, m.ratings.met, m.ratings.partial, m.ratings.not_met, m.ratings.na, m.ratings.unrated
+        m.clauses_in_scope,
+        m.ratings.met,
+        m.ratings.partial,
+        m.ratings.not_met,
+        m.ratings.na,
+        m.ratings.unrated
     );
     if let Some(mean) = m.mean_item_level {
         let _ = writeln!(o, "- mean item level: {mean:.2}");
     }
     for s in &m.met_share_by_level {
         if let Some(share) = s.share {
-            let _ = writeln!(o, "- level {} clauses met: {}/{} ({:.0}%)", s.level, s.met, s.applicable, share * 100.0);
+            let _ = writeln!(
+                o,
+                "- level {} clauses met: {}/{} ({:.0}%)",
+                s.level,
+                s.met,
+                s.applicable,
+                share * 100.0
+            );
         }
     }
     if !r.gaps.is_empty() {
@@ -98,9 +134,18 @@ pub fn render(r: &Report) -> String {
         }
     }
     if !r.exceptions.is_empty() {
-        let _ = writeln!(o, "\n## 不适用 Exceptions\n\n| 条款 Clause | 理由 Justification |\n|---|---|");
+        let _ = writeln!(
+            o,
+            "\n## 不适用 Exceptions\n\n| 条款 Clause | 理由 Justification |\n|---|---|"
+        );
         for e in &r.exceptions {
-            let _ = writeln!(o, "| `{}` {} | {} |", e.id, cell(&e.text_zh), cell(&e.justification));
+            let _ = writeln!(
+                o,
+                "| `{}` {} | {} |",
+                e.id,
+                cell(&e.text_zh),
+                cell(&e.justification)
+            );
         }
     }
     for w in &r.warnings {

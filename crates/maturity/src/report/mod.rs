@@ -226,29 +226,32 @@ pub fn build(
     card: &Scorecard,
     warnings: Vec<Warning>,
 ) -> Report {
-    let scales = [ScaleKey::TechnicalManagement, ScaleKey::TechnicalApplication]
-        .iter()
-        .filter_map(|&key| {
-            let s = catalog.scale(key)?;
-            let level = card.scale_level(key);
-            let def = level.and_then(|l| s.levels.iter().find(|d| d.level == l));
-            Some(ScaleResult {
-                key,
-                name_zh: s.name_zh.clone(),
-                name_en: s.name_en.clone(),
-                max_level: u8::try_from(s.levels.len()).unwrap_or(u8::MAX),
-                level,
-                level_name_zh: def.map(|d| match &d.alias_zh {
-                    Some(a) => format!("{}（{a}）", d.name_zh),
-                    None => d.name_zh.clone(),
-                }),
-                level_name_en: def.map(|d| match &d.alias_en {
-                    Some(a) => format!("{} ({a})", d.name_en),
-                    None => d.name_en.clone(),
-                }),
-            })
+    let scales = [
+        ScaleKey::TechnicalManagement,
+        ScaleKey::TechnicalApplication,
+    ]
+    .iter()
+    .filter_map(|&key| {
+        let s = catalog.scale(key)?;
+        let level = card.scale_level(key);
+        let def = level.and_then(|l| s.levels.iter().find(|d| d.level == l));
+        Some(ScaleResult {
+            key,
+            name_zh: s.name_zh.clone(),
+            name_en: s.name_en.clone(),
+            max_level: u8::try_from(s.levels.len()).unwrap_or(u8::MAX),
+            level,
+            level_name_zh: def.map(|d| match &d.alias_zh {
+                Some(a) => format!("{}（{a}）", d.name_zh),
+                None => d.name_zh.clone(),
+            }),
+            level_name_en: def.map(|d| match &d.alias_en {
+                Some(a) => format!("{} ({a})", d.name_en),
+                None => d.name_en.clone(),
+            }),
         })
-        .collect();
+    })
+    .collect();
     let mut classes = Vec::new();
     let mut domains = Vec::new();
     for (ci, class) in catalog.classes().iter().enumerate() {
@@ -331,7 +334,10 @@ pub fn build(
             let level = s.level.unwrap_or(0);
             let (goal, ids) = match card.target {
                 Some(t) => (t.min(item.levels), &s.missing_for_target),
-                None => (level.saturating_add(1).min(item.levels), &s.missing_for_next),
+                None => (
+                    level.saturating_add(1).min(item.levels),
+                    &s.missing_for_next,
+                ),
             };
             if ids.is_empty() || goal <= level {
                 return None;

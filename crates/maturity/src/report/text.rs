@@ -21,7 +21,9 @@ pub fn render(r: &Report) -> String {
         "计分规则 policy: {}   范围 scope: {}{}",
         r.policy,
         r.scope,
-        r.target.map(|t| format!("   目标 target: {t}")).unwrap_or_default()
+        r.target
+            .map(|t| format!("   目标 target: {t}"))
+            .unwrap_or_default()
     );
     let _ = writeln!(o);
     for s in &r.scales {
@@ -41,14 +43,22 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o);
     let _ = writeln!(o, "能力类 Classes");
     for c in &r.classes {
-        let max = if c.scale == crate::catalog::ScaleKey::TechnicalManagement { 3 } else { 5 };
+        let max = if c.scale == crate::catalog::ScaleKey::TechnicalManagement {
+            3
+        } else {
+            5
+        };
         let _ = writeln!(
             o,
             "  {}、{} {:<40} {}",
             c.ordinal_zh,
             c.name_zh,
             c.name_en,
-            if c.in_scope { level(c.level, max) } else { "不在范围 out of scope".into() }
+            if c.in_scope {
+                level(c.level, max)
+            } else {
+                "不在范围 out of scope".into()
+            }
         );
     }
     let _ = writeln!(o);
@@ -68,7 +78,12 @@ pub fn render(r: &Report) -> String {
             aspects.join(", ")
         );
     }
-    let out: Vec<u32> = r.items.iter().filter(|i| !i.in_scope).map(|i| i.table).collect();
+    let out: Vec<u32> = r
+        .items
+        .iter()
+        .filter(|i| !i.in_scope)
+        .map(|i| i.table)
+        .collect();
     if !out.is_empty() {
         let spec = crate::rating::Scope(Some(out.iter().copied().collect())).to_spec();
         let _ = writeln!(o, "  不在范围 out of scope: {spec} ({} items)", out.len());
@@ -78,10 +93,18 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "条款 Clauses in scope: {}   met {} · partial {} · not_met {} · na {} · unrated {}",
-        m.clauses_in_scope, m.ratings.met, m.ratings.partial, m.ratings.not_met, m.ratings.na, m.ratings.unrated
+        m.clauses_in_scope,
+        m.ratings.met,
+        m.ratings.partial,
+        m.ratings.not_met,
+        m.ratings.na,
+        m.ratings.unrated
     );
     if let Some(mean) = m.mean_item_level {
-        let _ = writeln!(o, "能力项平均级别 Mean item level (non-normative): {mean:.2}");
+        let _ = writeln!(
+            o,
+            "能力项平均级别 Mean item level (non-normative): {mean:.2}"
+        );
     }
     if !r.gaps.is_empty() {
         let _ = writeln!(o);
@@ -107,7 +130,11 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o);
         let _ = writeln!(o, "不适用 Exceptions (na)");
         for e in &r.exceptions {
-            let _ = writeln!(o, "  {} {} — 理由 justification: {}", e.id, e.item_zh, e.justification);
+            let _ = writeln!(
+                o,
+                "  {} {} — 理由 justification: {}",
+                e.id, e.item_zh, e.justification
+            );
         }
     }
     for w in &r.warnings {

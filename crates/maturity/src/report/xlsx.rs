@@ -25,7 +25,9 @@ pub fn render(r: &Report) -> Result<Vec<u8>, XlsxError> {
         .set_background_color(Color::RGB(0x1F3A5F))
         .set_font_color(Color::White)
         .set_border(FormatBorder::Thin);
-    let wrap = Format::new().set_text_wrap().set_align(rust_xlsxwriter::FormatAlign::Top);
+    let wrap = Format::new()
+        .set_text_wrap()
+        .set_align(rust_xlsxwriter::FormatAlign::Top);
 
     let ws = wb.add_worksheet();
     ws.set_name("概览 Summary")?;
@@ -39,7 +41,14 @@ pub fn render(r: &Report) -> Result<Vec<u8>, XlsxError> {
         Ok(())
     };
     kv(ws, "报告 Report", r.title())?;
-    kv(ws, "能力目录 Catalog", format!("{} {} ({} {})", r.catalog.title_zh, r.catalog.edition_zh, r.catalog.id, r.catalog.version))?;
+    kv(
+        ws,
+        "能力目录 Catalog",
+        format!(
+            "{} {} ({} {})",
+            r.catalog.title_zh, r.catalog.edition_zh, r.catalog.id, r.catalog.version
+        ),
+    )?;
     kv(ws, "计分规则 Policy", r.policy.clone())?;
     kv(ws, "范围 Scope", r.scope.clone())?;
     if let Some(t) = r.target {
@@ -59,11 +68,19 @@ pub fn render(r: &Report) -> Result<Vec<u8>, XlsxError> {
         )?;
     }
     for c in &r.classes {
-        let max = if c.scale == crate::catalog::ScaleKey::TechnicalManagement { 3 } else { 5 };
+        let max = if c.scale == crate::catalog::ScaleKey::TechnicalManagement {
+            3
+        } else {
+            5
+        };
         kv(
             ws,
             &format!("{}、{} {}", c.ordinal_zh, c.name_zh, c.name_en),
-            if c.in_scope { level(c.level, max) } else { "不在范围 out of scope".into() },
+            if c.in_scope {
+                level(c.level, max)
+            } else {
+                "不在范围 out of scope".into()
+            },
         )?;
     }
     let m = &r.metrics;
@@ -105,9 +122,17 @@ pub fn render(r: &Report) -> Result<Vec<u8>, XlsxError> {
         ws.write_string_with_format(row, 4, &it.name_en, &wrap)?;
         if it.in_scope {
             ws.write_string(row, 5, level(it.level, it.levels))?;
-            let aspects: Vec<String> = it.aspects.iter().map(|a| format!("{} {}", a.name_zh, a.level)).collect();
+            let aspects: Vec<String> = it
+                .aspects
+                .iter()
+                .map(|a| format!("{} {}", a.name_zh, a.level))
+                .collect();
             ws.write_string_with_format(row, 6, aspects.join("\n"), &wrap)?;
-            let missing: Vec<String> = it.missing_for_next.iter().map(ToString::to_string).collect();
+            let missing: Vec<String> = it
+                .missing_for_next
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             ws.write_string_with_format(row, 7, missing.join(" "), &wrap)?;
         } else {
             ws.write_string(row, 5, "范围外 out of scope")?;
@@ -153,7 +178,12 @@ pub fn render(r: &Report) -> Result<Vec<u8>, XlsxError> {
     ws.set_name("不适用 Exceptions")?;
     header_row(
         ws,
-        &[("条款 Clause", 13.0), ("能力项 Item", 18.0), ("条款内容 Text", 60.0), ("理由 Justification", 50.0)],
+        &[
+            ("条款 Clause", 13.0),
+            ("能力项 Item", 18.0),
+            ("条款内容 Text", 60.0),
+            ("理由 Justification", 50.0),
+        ],
         &header,
     )?;
     for (i, e) in r.exceptions.iter().enumerate() {
