@@ -160,7 +160,12 @@ fn score_file(
     })?;
     let mut set = answers::parse_file(catalog, &name, &bytes).map_err(|errors| {
         for e in &errors.0 {
-            eprintln!("错误：{}\nerror: {} [{}]", e.message_zh(), e.message_en(), e.code());
+            eprintln!(
+                "错误：{}\nerror: {} [{}]",
+                e.message_zh(),
+                e.message_en(),
+                e.code()
+            );
         }
         eprintln!(
             "{} 处错误，未计分 — {} error(s), nothing scored",
@@ -174,7 +179,12 @@ fn score_file(
     let (errors, warnings) = check_evidence_files(&mut set, &read);
     if !errors.is_empty() {
         for e in &errors {
-            eprintln!("错误：{}\nerror: {} [{}]", e.message_zh(), e.message_en(), e.code());
+            eprintln!(
+                "错误：{}\nerror: {} [{}]",
+                e.message_zh(),
+                e.message_en(),
+                e.code()
+            );
         }
         return Err(Exit(2).into());
     }
@@ -219,14 +229,29 @@ fn parse_fail_under(s: &str) -> anyhow::Result<Thresholds> {
 fn check_thresholds(r: &Report, (tm, ta): Thresholds) -> u8 {
     let mut failed = false;
     for (want, got, zh, en) in [
-        (tm, r.technical_management_level, "技术管理能力成熟度", "technical-management maturity"),
-        (ta, r.technical_application_level, "技术应用能力成熟度", "technical-application maturity"),
+        (
+            tm,
+            r.technical_management_level,
+            "技术管理能力成熟度",
+            "technical-management maturity",
+        ),
+        (
+            ta,
+            r.technical_application_level,
+            "技术应用能力成熟度",
+            "technical-application maturity",
+        ),
     ] {
         let Some(want) = want else { continue };
         if got.is_none_or(|g| g < want) {
             failed = true;
-            let got = got.map_or_else(|| "无（不在范围内）/ none (not in scope)".to_string(), |g| g.to_string());
-            eprintln!("未达标：{zh} {got}，要求 ≥ {want}\nbelow threshold: {en} is {got}, required ≥ {want}");
+            let got = got.map_or_else(
+                || "无（不在范围内）/ none (not in scope)".to_string(),
+                |g| g.to_string(),
+            );
+            eprintln!(
+                "未达标：{zh} {got}，要求 ≥ {want}\nbelow threshold: {en} is {got}, required ≥ {want}"
+            );
         }
     }
     u8::from(failed)

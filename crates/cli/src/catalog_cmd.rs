@@ -78,12 +78,18 @@ fn show_tree(catalog: &Catalog, out: &mut dyn Write) -> anyhow::Result<()> {
             class.name_en,
             class.section,
             match class.scale {
-                ballast_maturity::ScaleKey::TechnicalManagement => "技术管理 technical management, 1–3",
-                ballast_maturity::ScaleKey::TechnicalApplication => "技术应用 technical application, 1–5",
+                ballast_maturity::ScaleKey::TechnicalManagement =>
+                    "技术管理 technical management, 1–3",
+                ballast_maturity::ScaleKey::TechnicalApplication =>
+                    "技术应用 technical application, 1–5",
             }
         )?;
         for domain in &class.domains {
-            writeln!(out, "  {} {} {}", domain.section, domain.name_zh, domain.name_en)?;
+            writeln!(
+                out,
+                "  {} {} {}",
+                domain.section, domain.name_zh, domain.name_en
+            )?;
             for item in &domain.items {
                 writeln!(
                     out,
@@ -149,7 +155,11 @@ fn show_query(catalog: &Catalog, q: &str, out: &mut dyn Write) -> anyhow::Result
         return match catalog.item(t) {
             Some(r) => show_item(r, out),
             None => Err(bad_input(
-                format!("能力目录中没有表{t}（表号为 {}–{}）", first(catalog), last(catalog)),
+                format!(
+                    "能力目录中没有表{t}（表号为 {}–{}）",
+                    first(catalog),
+                    last(catalog)
+                ),
                 format!(
                     "no table {t} in the catalog (tables are {}–{})",
                     first(catalog),
@@ -162,12 +172,18 @@ fn show_query(catalog: &Catalog, q: &str, out: &mut dyn Write) -> anyhow::Result
     match found.as_slice() {
         [] => Err(bad_input(
             format!("没有名称包含 {q:?} 的能力项；可用表号（T5）、条款编号（T5.2.L3.c）或名称查询"),
-            format!("no item name contains {q:?}; query by table (T5), clause ID (T5.2.L3.c) or name"),
+            format!(
+                "no item name contains {q:?}; query by table (T5), clause ID (T5.2.L3.c) or name"
+            ),
         )),
         [one] => show_item(*one, out),
         many => {
             for r in many {
-                writeln!(out, "表{:<3} {} {}", r.item.table, r.item.name_zh, r.item.name_en)?;
+                writeln!(
+                    out,
+                    "表{:<3} {} {}",
+                    r.item.table, r.item.name_zh, r.item.name_en
+                )?;
             }
             Ok(())
         }
@@ -186,7 +202,13 @@ fn show_item(r: ItemRef<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(
         out,
         "表{} {} {}  ({} · {} / {} · {} levels)",
-        item.table, item.name_zh, item.name_en, item.section, r.class.name_zh, r.domain.name_zh, item.levels
+        item.table,
+        item.name_zh,
+        item.name_en,
+        item.section,
+        r.class.name_zh,
+        r.domain.name_zh,
+        item.levels
     )?;
     for aspect in &item.aspects {
         writeln!(
@@ -194,7 +216,11 @@ fn show_item(r: ItemRef<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
             "\n── {} {}{}",
             aspect.name_zh,
             aspect.name_en,
-            aspect.section.as_deref().map(|s| format!(" ({s})")).unwrap_or_default()
+            aspect
+                .section
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
         )?;
         for cell in &aspect.cells {
             writeln!(out, "   第{}级 L{}", cell.level, cell.level)?;

@@ -72,8 +72,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(*code);
             }
             // A closed pipe (`ballast … | head`) is not an error worth a message.
-            if e
-                .downcast_ref::<std::io::Error>()
+            if e.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             {
                 return ExitCode::SUCCESS;
