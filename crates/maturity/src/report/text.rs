@@ -36,6 +36,7 @@ pub fn render(r: &Report) -> String {
             match (&s.level_name_zh, &s.level_name_en) {
                 (Some(zh), Some(en)) => format!("  {zh} {en}"),
                 _ if s.level.is_none() => "  不在范围内 not in scope".to_string(),
+                _ if s.level == Some(0) => "  未达到第 1 级 below level 1".to_string(),
                 _ => String::new(),
             }
         );
