@@ -1,0 +1,399 @@
+//! The one guard pipeline every mutating or executing action goes through, whatever the entry point
+//! (UI, API, CLI, schedule, remediation):
+//!
+//! authentication → permission in scope → separation of duties → environment isolation →
+//! change window → dangerous content → approval.
+//!
+//! Each stage is a [`Check`]. The first four are defined here; the change-window, dangerous-content
+//! and approval checks are supplied by the crates that own those policies (the calendar, the
+//! execution engine) and plugged in by the server. A stage without a check is reported as such in
+//! the decision's trail, never silently skipped.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Serialize;
+
+use crate::authz::{self, Permission, Role, RoleBinding, Target};
+use crate::problem::Problem;
+use crate::user::{User, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Authentication,
+    Permission,
+    SeparationOfDuties,
+    EnvironmentIsolation,
+    ChangeWindow,
+    DangerousContent,
+    Approval,
+}
+
+impl Stage {
+    pub const ORDER: [Stage; 7] = [
+        Stage::Authentication,
+        Stage::Permission,
+        Stage::SeparationOfDuties,
+        Stage::EnvironmentIsolation,
+        Stage::ChangeWindow,
+        Stage::DangerousContent,
+        Stage::Approval,
+    ];
+}
+
+/// How the principal authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A browser session; `mfa` is whether the second factor was verified in it.
+    Session { mfa: bool },
+    /// An API token limited to these permissions.
+    Token { permissions: Vec<Permission> },
+    /// The local admin CLI working on the data directory (operating-system access).
+    LocalCli,
+}
+
+/// Who is acting.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub bindings: Vec<RoleBinding>,
+    pub source_ip: Option<IpAddr>,
+    pub via: Via,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Read,
+    Mutate,
+    Execute,
+    Approve,
+}
+
+/// What is being attempted.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub kind: ActionKind,
+    pub permission: Permission,
+    pub target: Target,
+    /// Every environment the action touches besides `target.environment` (must be none or the same).
+    pub other_environments: Vec<String>,
+    /// For approvals: who asked.
+    pub requested_by: Option<UserId>,
+    /// Stable key of the operation (`user.create`, `job.run`), for policies and audit.
+    pub operation: String,
+    /// Content to inspect (a script or command), if any.
+    pub content: Option<String>,
+    /// Allowed while the user must still change the initial password (only the change itself).
+    pub allowed_before_password_change: bool,
+}
+
+impl Action {
+    pub fn new(
+        kind: ActionKind,
+        permission: Permission,
+        operation: &str,
+        target: Target,
+    ) -> Action {
+        Action {
+            kind,
+            permission,
+            target,
+            other_environments: Vec::new(),
+            requested_by: None,
+            operation: operation.to_string(),
+            content: None,
+            allowed_before_password_change: false,
+        }
+    }
+}
+
+/// Everything a check may look at.
+pub struct GuardContext<'a> {
+    pub principal: &'a Principal,
+    pub action: &'a Action,
+    pub roles: &'a [Role],
+    /// The environments this deployment manages.
+    pub environments: &'a [String],
+    pub now: DateTime<Utc>,
+}
+
+/// One stage's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    /// Allowed, but the person must acknowledge the warning.
+    Warn {
+        message_zh: String,
+        message_en: String,
+    },
+    Deny {
+        problem: Problem,
+    },
+    /// Allowed only with a second person's approval.
+    NeedsApproval {
+        message_zh: String,
+        message_en: String,
+    },
+    /// No check is installed for this stage.
+    NotConfigured,
+}
+
+pub trait Check: Send + Sync {
+    fn stage(&self) -> Stage;
+    fn check(&self, ctx: &GuardContext<'_>) -> Verdict;
+}
+
+/// The pipeline's decision, with the verdict of every stage evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub trail: Vec<(Stage, Verdict)>,
+}
+
+impl Decision {
+    /// The first denial, if any.
+    pub fn denial(&self) -> Option<&Problem> {
+        self.trail.iter().find_map(|(_, v)| match v {
+            Verdict::Deny { problem } => Some(problem),
+            _ => None,
+        })
+    }
+    pub fn allowed(&self) -> bool {
+        self.denial().is_none() && !self.needs_approval()
+    }
+    pub fn needs_approval(&self) -> bool {
+        self.trail
+            .iter()
+            .any(|(_, v)| matches!(v, Verdict::NeedsApproval { .. }))
+    }
+    pub fn warnings(&self) -> Vec<(String, String)> {
+        self.trail
+            .iter()
+            .filter_map(|(_, v)| match v {
+                Verdict::Warn {
+                    message_zh,
+                    message_en,
+                } => Some((message_zh.clone(), message_en.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The ordered checks.
+pub struct Pipeline {
+    checks: Vec<Box<dyn Check>>,
+}
+
+impl Pipeline {
+    /// The four checks defined here; add the others with [`Pipeline::with`].
+    pub fn standard() -> Pipeline {
+        Pipeline {
+            checks: vec![
+                Box::new(Authentication),
+                Box::new(PermissionInScope),
+                Box::new(SeparationOfDuties),
+                Box::new(EnvironmentIsolation),
+            ],
+        }
+    }
+
+    pub fn with(mut self, check: Box<dyn Check>) -> Pipeline {
+        self.checks.push(check);
+        self
+    }
+
+    /// Evaluates stages in order; stops at the first denial.
+    pub fn evaluate(&self, ctx: &GuardContext<'_>) -> Decision {
+        let mut trail = Vec::new();
+        for stage in Stage::ORDER {
+            let mut any = false;
+            for check in self.checks.iter().filter(|c| c.stage() == stage) {
+                any = true;
+                let v = check.check(ctx);
+                let deny = matches!(v, Verdict::Deny { .. });
+                trail.push((stage, v));
+                if deny {
+                    return Decision { trail };
+                }
+            }
+            if !any {
+                trail.push((stage, Verdict::NotConfigured));
+            }
+        }
+        Decision { trail }
+    }
+}
+
+fn deny(code: &'static str, zh: impl Into<String>, en: impl Into<String>) -> Verdict {
+    Verdict::Deny {
+        problem: Problem::new(code, zh, en),
+    }
+}
+
+/// China Standard Time (no daylight saving): dates such as contract ends are Beijing dates.
+pub fn china_date(at: DateTime<Utc>) -> chrono::NaiveDate {
+    FixedOffset::east_opt(8 * 3600).map_or_else(
+        || at.date_naive(),
+        |cst| at.with_timezone(&cst).date_naive(),
+    )
+}
+
+/// The account may act at all: enabled, contract not ended, initial password changed, second
+/// factor verified where a privileged role needs it, token limited to the permission.
+struct Authentication;
+
+impl Check for Authentication {
+    fn stage(&self) -> Stage {
+        Stage::Authentication
+    }
+    fn check(&self, ctx: &GuardContext<'_>) -> Verdict {
+        let p = ctx.principal;
+        if p.user.disabled {
+            return deny(
+                "auth.account_disabled",
+                "账号已停用",
+                "the account is disabled",
+            );
+        }
+        if p.user.contract_ended(china_date(ctx.now)) {
+            return deny(
+                "auth.contract_ended",
+                "外包合同已到期，账号不可用",
+                "the outsourcing contract has ended; the account cannot act",
+            );
+        }
+        if p.user.must_change_password && !ctx.action.allowed_before_password_change {
+            return deny(
+                "auth.password_change_required",
+                "请先修改初始密码",
+                "the initial password must be changed first",
+            );
+        }
+        match &p.via {
+            Via::Session { mfa } => {
+                let privileged = authz::roles_for(&p.bindings, ctx.roles, &ctx.action.target)
+                    .iter()
+                    .any(|r| r.privileged);
+                if privileged && !mfa && !ctx.action.allowed_before_password_change {
+                    return deny(
+                        "auth.mfa_required",
+                        "特权角色须先完成两步验证",
+                        "a privileged role needs the second factor verified",
+                    );
+                }
+            }
+            Via::Token { permissions } => {
+                if !permissions.contains(&ctx.action.permission) {
+                    return deny(
+                        "auth.token_scope",
+                        format!("API 令牌未授权 {}", ctx.action.permission),
+                        format!("the API token is not scoped for {}", ctx.action.permission),
+                    );
+                }
+            }
+            Via::LocalCli => {}
+        }
+        Verdict::Pass
+    }
+}
+
+/// A role binding covering the target grants the permission, from an allowed network.
+struct PermissionInScope;
+
+impl Check for PermissionInScope {
+    fn stage(&self) -> Stage {
+        Stage::Permission
+    }
+    fn check(&self, ctx: &GuardContext<'_>) -> Verdict {
+        let p = ctx.principal;
+        if matches!(p.via, Via::LocalCli) {
+            return Verdict::Pass;
+        }
+        let perm = ctx.action.permission;
+        if authz::is_allowed(
+            &p.bindings,
+            ctx.roles,
+            perm,
+            &ctx.action.target,
+            p.source_ip,
+        ) {
+            return Verdict::Pass;
+        }
+        let where_ = ctx
+            .action
+            .target
+            .environment
+            .as_deref()
+            .map(|e| format!(" (environment {e})"))
+            .unwrap_or_default();
+        if authz::is_allowed(&p.bindings, ctx.roles, perm, &ctx.action.target, None)
+            || authz::roles_for(&p.bindings, ctx.roles, &ctx.action.target)
+                .iter()
+                .any(|r| r.permissions.contains(&perm))
+        {
+            return deny(
+                "authz.source_network",
+                format!("当前来源地址不允许执行 {perm}"),
+                format!("{perm} is not allowed from this source address{where_}"),
+            );
+        }
+        deny(
+            "authz.forbidden",
+            format!("没有权限：需要 {perm}"),
+            format!("forbidden: {perm} is required{where_}"),
+        )
+    }
+}
+
+/// Whoever requested an approval can never approve it.
+struct SeparationOfDuties;
+
+impl Check for SeparationOfDuties {
+    fn stage(&self) -> Stage {
+        Stage::SeparationOfDuties
+    }
+    fn check(&self, ctx: &GuardContext<'_>) -> Verdict {
+        if ctx.action.kind == ActionKind::Approve
+            && ctx.action.requested_by == Some(ctx.principal.user.id)
+        {
+            return deny(
+                "sod.self_approval",
+                "职责分离：申请人不能审批自己的申请",
+                "separation of duties: the requester cannot approve their own request",
+            );
+        }
+        Verdict::Pass
+    }
+}
+
+/// Every object belongs to one declared environment; no action spans two.
+struct EnvironmentIsolation;
+
+impl Check for EnvironmentIsolation {
+    fn stage(&self) -> Stage {
+        Stage::EnvironmentIsolation
+    }
+    fn check(&self, ctx: &GuardContext<'_>) -> Verdict {
+        let Some(env) = ctx.action.target.environment.as_deref() else {
+            return Verdict::Pass;
+        };
+        if !ctx.environments.iter().any(|e| e == env) {
+            return deny(
+                "environment.unknown",
+                format!("环境 {env} 不是本平台管理的环境"),
+                format!("environment {env} is not managed by this deployment"),
+            );
+        }
+        if let Some(other) = ctx.action.other_environments.iter().find(|e| *e != env) {
+            return deny(
+                "environment.cross",
+                format!("禁止跨环境操作：{env} 与 {other}"),
+                format!("cross-environment operations are refused: {env} and {other}"),
+            );
+        }
+        Verdict::Pass
+    }
+}
