@@ -3,8 +3,10 @@
 //! threshold not met or a negative answer, 2 bad input or an error).
 
 mod assess_cmd;
+mod calendar_cmd;
 mod catalog_cmd;
 mod output;
+mod server_cmd;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,6 +38,17 @@ enum Cmd {
     /// Offline assessments: answer templates and scoring.
     #[command(subcommand)]
     Assess(assess_cmd::AssessCmd),
+    /// Exchange trading calendars: trading days, sessions, schedules, data import.
+    #[command(subcommand)]
+    Calendar(calendar_cmd::CalendarCmd),
+    /// Run the platform server (SQLite in --data-dir by default, or --database postgres://…).
+    Serve(server_cmd::ServeArgs),
+    /// Administration on the data directory or database: users, tokens, export/import.
+    #[command(subcommand)]
+    Admin(server_cmd::AdminCmd),
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(server_cmd::AuditCmd),
     /// Print the version.
     Version,
 }
@@ -56,6 +69,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.cmd {
         Cmd::Catalog(cmd) => catalog_cmd::run(cmd, cli.catalog.as_deref(), &mut stdout),
         Cmd::Assess(cmd) => assess_cmd::run(cmd, cli.catalog.as_deref(), &mut stdout),
+        Cmd::Calendar(cmd) => {
+            calendar_cmd::run(cmd, &mut stdout).map(|c| u8::try_from(c).unwrap_or(2))
+        }
+        Cmd::Serve(args) => server_cmd::run_serve(args),
+        Cmd::Admin(cmd) => server_cmd::run_admin(cmd, &mut stdout),
+        Cmd::Audit(cmd) => server_cmd::run_audit(cmd, &mut stdout),
         Cmd::Version => {
             writeln!(stdout, "ballast {}", env!("CARGO_PKG_VERSION"))?;
             Ok(0)

@@ -243,6 +243,7 @@ pub fn builtin_roles() -> Vec<Role> {
                 SystemRead,
                 CalendarRead,
                 CalendarManage,
+                AuditRead,
             ],
         ),
         role(

@@ -87,6 +87,9 @@ pub struct Action {
     pub content: Option<String>,
     /// Allowed while the user must still change the initial password (only the change itself).
     pub allowed_before_password_change: bool,
+    /// An action on the caller's own account (own password, own second factor, own tokens): no
+    /// role is needed, only an account that passes authentication.
+    pub own_account: bool,
 }
 
 impl Action {
@@ -105,6 +108,20 @@ impl Action {
             operation: operation.to_string(),
             content: None,
             allowed_before_password_change: false,
+            own_account: false,
+        }
+    }
+
+    /// An action on the caller's own account.
+    pub fn own_account(operation: &str) -> Action {
+        Action {
+            own_account: true,
+            ..Action::new(
+                ActionKind::Mutate,
+                Permission::UserRead,
+                operation,
+                Target::global(),
+            )
         }
     }
 }
@@ -265,7 +282,11 @@ impl Check for Authentication {
                 "the outsourcing contract has ended; the account cannot act",
             );
         }
-        if p.user.must_change_password && !ctx.action.allowed_before_password_change {
+        // The initial password guards interactive sign-in; API tokens (issued by an administrator)
+        // and the local console are separate credentials.
+        let interactive = matches!(p.via, Via::Session { .. });
+        if interactive && p.user.must_change_password && !ctx.action.allowed_before_password_change
+        {
             return deny(
                 "auth.password_change_required",
                 "请先修改初始密码",
@@ -277,7 +298,7 @@ impl Check for Authentication {
                 let privileged = authz::roles_for(&p.bindings, ctx.roles, &ctx.action.target)
                     .iter()
                     .any(|r| r.privileged);
-                if privileged && !mfa && !ctx.action.allowed_before_password_change {
+                if privileged && !mfa && !ctx.action.own_account {
                     return deny(
                         "auth.mfa_required",
                         "特权角色须先完成两步验证",
@@ -285,15 +306,7 @@ impl Check for Authentication {
                     );
                 }
             }
-            Via::Token { permissions } => {
-                if !permissions.contains(&ctx.action.permission) {
-                    return deny(
-                        "auth.token_scope",
-                        format!("API 令牌未授权 {}", ctx.action.permission),
-                        format!("the API token is not scoped for {}", ctx.action.permission),
-                    );
-                }
-            }
+            Via::Token { .. } => {}
             Via::LocalCli => {}
         }
         Verdict::Pass
@@ -309,10 +322,27 @@ impl Check for PermissionInScope {
     }
     fn check(&self, ctx: &GuardContext<'_>) -> Verdict {
         let p = ctx.principal;
+        let perm = ctx.action.permission;
         if matches!(p.via, Via::LocalCli) {
             return Verdict::Pass;
         }
-        let perm = ctx.action.permission;
+        // A token only does what it was scoped for, even on the caller's own account.
+        let token_refuses =
+            matches!(&p.via, Via::Token { permissions } if !permissions.contains(&perm));
+        let token_scope = || {
+            deny(
+                "auth.token_scope",
+                format!("API 令牌未授权 {perm}"),
+                format!("the API token is not scoped for {perm}"),
+            )
+        };
+        if ctx.action.own_account {
+            return if token_refuses {
+                token_scope()
+            } else {
+                Verdict::Pass
+            };
+        }
         if authz::is_allowed(
             &p.bindings,
             ctx.roles,
@@ -320,7 +350,11 @@ impl Check for PermissionInScope {
             &ctx.action.target,
             p.source_ip,
         ) {
-            return Verdict::Pass;
+            return if token_refuses {
+                token_scope()
+            } else {
+                Verdict::Pass
+            };
         }
         let where_ = ctx
             .action
@@ -329,11 +363,10 @@ impl Check for PermissionInScope {
             .as_deref()
             .map(|e| format!(" (environment {e})"))
             .unwrap_or_default();
-        if authz::is_allowed(&p.bindings, ctx.roles, perm, &ctx.action.target, None)
-            || authz::roles_for(&p.bindings, ctx.roles, &ctx.action.target)
-                .iter()
-                .any(|r| r.permissions.contains(&perm))
-        {
+        let held_elsewhere = authz::roles_for(&p.bindings, ctx.roles, &ctx.action.target)
+            .iter()
+            .any(|r| r.permissions.contains(&perm));
+        if held_elsewhere {
             return deny(
                 "authz.source_network",
                 format!("当前来源地址不允许执行 {perm}"),

@@ -73,14 +73,14 @@ fn radar(r: &Report) -> String {
         );
         return o;
     }
-    let (cx, cy, rad) = (260.0_f64, 230.0_f64, 160.0_f64);
+    let (cx, cy, rad) = (320.0_f64, 230.0_f64, 150.0_f64);
     let point = |i: usize, frac: f64| {
         let angle = -std::f64::consts::FRAC_PI_2 + (i as f64) * std::f64::consts::TAU / n as f64;
         (cx + rad * frac * angle.cos(), cy + rad * frac * angle.sin())
     };
     let _ = write!(
         o,
-        "<svg role=\"img\" aria-label=\"能力域雷达图 Domain radar\" width=\"520\" height=\"470\" viewBox=\"0 0 520 470\" xmlns=\"http://www.w3.org/2000/svg\">"
+        "<svg role=\"img\" aria-label=\"能力域雷达图 Domain radar\" width=\"640\" height=\"460\" viewBox=\"0 0 640 460\" xmlns=\"http://www.w3.org/2000/svg\">"
     );
     for ring in 1..=5 {
         let frac = f64::from(ring) / 5.0;

@@ -1,0 +1,104 @@
+//! The server on PostgreSQL: the same flows, and two replicas sharing one database.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ballast_core::clock::ManualClock;
+use ballast_server::Config;
+
+use super::t0;
+
+/// A fresh database on the test server (`BALLAST_TEST_POSTGRES_URL`, set by scripts/test).
+async fn fresh_database() -> String {
+    let admin = std::env::var("BALLAST_TEST_POSTGRES_URL")
+        .expect("BALLAST_TEST_POSTGRES_URL is not set: run scripts/test, which starts PostgreSQL and sets it");
+    let name = format!("ballast_srv_{}", ballast_server::service::random_hex(6));
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    match admin.rfind('/') {
+        Some(i) => format!("{}/{name}", &admin[..i]),
+        None => panic!("unexpected URL {admin}"),
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_postgres_database() {
+    let url = fresh_database().await;
+    let start = |dir: &std::path::Path| {
+        let config = Config {
+            data_dir: dir.to_path_buf(),
+            database: Some(url.clone()),
+            ..Config::default()
+        };
+        ballast_server::start(config, Arc::new(ManualClock::new(t0())))
+    };
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Replicas share the checkpoint key.
+    let (a, b) = tokio::join!(start(d1.path()), start(d2.path()));
+    let ((sa, ia), (sb, ib)) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        ia.is_some() as u8 + ib.is_some() as u8,
+        1,
+        "exactly one replica creates the admin"
+    );
+    assert_eq!(sa.store.backend(), "postgres");
+    // Concurrent audited writes through both replicas keep one intact chain.
+    let mut tasks = Vec::new();
+    for (i, st) in [sa.clone(), sb.clone()]
+        .into_iter()
+        .cycle()
+        .take(10)
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let input = ballast_server::service::CreateUser {
+                username: format!("pg.user{i}"),
+                real_name: format!("用户{i}"),
+                department: "D".into(),
+                kind: "employee".into(),
+                vendor: None,
+                contract_end: None,
+                roles: vec![],
+            };
+            ballast_server::admin::user_add(&st, &input).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let status = ballast_server::verify::chain_status(&sa).await.unwrap();
+    assert!(status.intact, "{:?}", status.reason_en);
+    assert_eq!(sa.store.users().await.unwrap().len(), 11);
+    // Background work: only one replica holds the lease at a time.
+    let ta = ballast_server::worker::tick(&sa, "replica-a")
+        .await
+        .unwrap();
+    let tb = ballast_server::worker::tick(&sb, "replica-b")
+        .await
+        .unwrap();
+    assert!(ta && !tb);
+    // The HTTP side works on PostgreSQL too.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = ballast_server::router(sa.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let ready: serde_json::Value = reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["database"], true);
+    assert_eq!(ready["audit_chain_verified"], true);
+}
