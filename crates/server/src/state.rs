@@ -128,8 +128,12 @@ async fn bootstrap_once(
     let mut tx = store.begin().await?;
     let mut audit = Vec::new();
     let existing = store.roles().await?;
-    for role in builtin_roles() {
+    for mut role in builtin_roles() {
         let current = existing.iter().find(|r| r.key == role.key);
+        // Administrators may limit a built-in role to networks; start-up keeps that setting.
+        if let Some(c) = current {
+            role.allowed_networks = c.allowed_networks.clone();
+        }
         if current != Some(&role) {
             tx.upsert_role(&role).await?;
             audit.push(

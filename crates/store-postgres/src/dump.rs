@@ -41,7 +41,8 @@ pub(crate) async fn roles(conn: &mut PgConnection) -> Result<Vec<Role>> {
 
 pub(crate) async fn bindings(conn: &mut PgConnection) -> Result<Vec<RoleBinding>> {
     let sql = format!(
-        "SELECT {BINDING_COLUMNS} FROM role_bindings ORDER BY user_id, role COLLATE \"C\", scope_kind, scope_name COLLATE \"C\""
+        "SELECT {BINDING_COLUMNS} FROM role_bindings \
+         ORDER BY user_id, role COLLATE \"C\", scope_kind, scope_name COLLATE \"C\""
     );
     all(conn, &sql, rows::binding).await
 }

@@ -179,7 +179,8 @@ impl Store for PostgresStore {
 
     async fn recovery_code_hashes(&self, id: UserId) -> Result<Vec<String>> {
         sqlx::query_scalar(
-            "SELECT code_hash FROM recovery_codes WHERE user_id = $1 ORDER BY code_hash COLLATE \"C\"",
+            "SELECT code_hash FROM recovery_codes WHERE user_id = $1 \
+             ORDER BY code_hash COLLATE \"C\"",
         )
         .bind(id)
         .fetch_all(&self.pool)

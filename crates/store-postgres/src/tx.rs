@@ -355,7 +355,8 @@ impl Tx for PgTx {
     async fn insert_token(&mut self, t: &ApiToken) -> Result<i64> {
         sqlx::query_scalar(
             "INSERT INTO api_tokens (user_id, name, token_hash, permissions, created_at, \
-             expires_at, revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+             expires_at, revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             RETURNING id",
         )
         .bind(t.user_id)
         .bind(&t.name)
