@@ -525,8 +525,14 @@ pub async fn change_password(
 /// Creates or updates a custom role (built-in roles are fixed).
 #[utoipa::path(post, path = "/api/v1/roles", tag = "roles", request_body = service::RoleInput,
     responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn upsert_role(State(state): State<AppState>, caller: ApiCaller, JsonBody(r): JsonBody<service::RoleInput>) -> ApiResult<Json<Role>> {
-    Ok(Json(service::upsert_custom_role(&state, &caller.0, &r).await?))
+pub async fn upsert_role(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    JsonBody(r): JsonBody<service::RoleInput>,
+) -> ApiResult<Json<Role>> {
+    Ok(Json(
+        service::upsert_custom_role(&state, &caller.0, &r).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -539,8 +545,15 @@ pub struct Networks {
 /// Limits a role (built-in or custom) to source networks.
 #[utoipa::path(post, path = "/api/v1/roles/{key}/networks", tag = "roles", request_body = Networks, params(("key" = String, Path)),
     responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn role_networks(State(state): State<AppState>, caller: ApiCaller, Path(key): Path<String>, JsonBody(n): JsonBody<Networks>) -> ApiResult<Json<Role>> {
-    Ok(Json(service::set_role_networks(&state, &caller.0, &key, &n.allowed_networks).await?))
+pub async fn role_networks(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(key): Path<String>,
+    JsonBody(n): JsonBody<Networks>,
+) -> ApiResult<Json<Role>> {
+    Ok(Json(
+        service::set_role_networks(&state, &caller.0, &key, &n.allowed_networks).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -552,20 +565,34 @@ pub struct Zones {
 /// Sets the security zones (安全区域) of a declared environment.
 #[utoipa::path(post, path = "/api/v1/environments/{name}/zones", tag = "environments", request_body = Zones, params(("name" = String, Path)),
     responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn environment_zones(State(state): State<AppState>, caller: ApiCaller, Path(name): Path<String>, JsonBody(z): JsonBody<Zones>) -> ApiResult<Json<Environment>> {
-    Ok(Json(service::set_security_zones(&state, &caller.0, &name, &z.security_zones).await?))
+pub async fn environment_zones(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(name): Path<String>,
+    JsonBody(z): JsonBody<Zones>,
+) -> ApiResult<Json<Environment>> {
+    Ok(Json(
+        service::set_security_zones(&state, &caller.0, &name, &z.security_zones).await?,
+    ))
 }
 
 /// The caller's API tokens (everyone's for holders of `user.manage`); secrets are never shown.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "accounts", responses((status = 200, body = [Object])))]
-pub async fn list_tokens(State(state): State<AppState>, caller: ApiCaller) -> ApiResult<Json<Vec<ApiToken>>> {
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+) -> ApiResult<Json<Vec<ApiToken>>> {
     Ok(Json(service::list_tokens(&state, &caller.0).await?))
 }
 
 /// Revokes an API token.
 #[utoipa::path(post, path = "/api/v1/tokens/{id}/revoke", tag = "accounts", params(("id" = i64, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn revoke_token(State(state): State<AppState>, caller: ApiCaller, Id(id): Id) -> ApiResult<StatusCode> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
     service::revoke_token(&state, &caller.0, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -671,29 +671,47 @@ fn parse_networks(nets: &[String]) -> Result<Vec<ipnet::IpNet>, Problem> {
 
 /// Creates or updates a custom role. Built-in roles keep their permissions; only their allowed
 /// networks can be changed (through [`set_role_networks`]).
-pub async fn upsert_custom_role(state: &AppState, p: &Principal, input: &RoleInput) -> ApiResult<authz::Role> {
+pub async fn upsert_custom_role(
+    state: &AppState,
+    p: &Principal,
+    input: &RoleInput,
+) -> ApiResult<authz::Role> {
     authorize(state, p, &mutate(Permission::RoleManage, "role.upsert")).await?;
     let key = input.key.trim();
     let valid_key = (2..=32).contains(&key.len())
         && key.starts_with(|c: char| c.is_ascii_lowercase())
-        && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !valid_key {
         return Err(ApiError::bad_request(Problem::field(
             "role.key_invalid",
             "key",
             format!("角色标识 {key:?} 无效：2–32 位小写字母、数字或下划线，以字母开头"),
-            format!("role key {key:?} is invalid: 2–32 characters of a-z, 0-9 or '_', starting with a letter"),
+            format!(
+                "role key {key:?} is invalid: 2–32 characters of a-z, 0-9 or '_', starting with a letter"
+            ),
         )));
     }
     if authz::builtin_roles().iter().any(|r| r.key == key) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            Problem::field("role.builtin", "key", "内置角色的权限不可修改", "built-in roles cannot be redefined"),
+            Problem::field(
+                "role.builtin",
+                "key",
+                "内置角色的权限不可修改",
+                "built-in roles cannot be redefined",
+            ),
         ));
     }
     for (field, v) in [("name_zh", &input.name_zh), ("name_en", &input.name_en)] {
         if v.trim().is_empty() || v.chars().count() > 64 {
-            return Err(ApiError::bad_request(Problem::field("role.name_invalid", field, "角色名称须为 1–64 个字符", "role names must be 1–64 characters")));
+            return Err(ApiError::bad_request(Problem::field(
+                "role.name_invalid",
+                field,
+                "角色名称须为 1–64 个字符",
+                "role names must be 1–64 characters",
+            )));
         }
     }
     let permissions = input
@@ -701,7 +719,12 @@ pub async fn upsert_custom_role(state: &AppState, p: &Principal, input: &RoleInp
         .iter()
         .map(|k| {
             Permission::parse(k).ok_or_else(|| {
-                Problem::field("role.permission_unknown", "permissions", format!("未知权限 {k:?}"), format!("unknown permission {k:?}"))
+                Problem::field(
+                    "role.permission_unknown",
+                    "permissions",
+                    format!("未知权限 {k:?}"),
+                    format!("unknown permission {k:?}"),
+                )
             })
         })
         .collect::<Result<std::collections::BTreeSet<_>, _>>()
@@ -715,11 +738,18 @@ pub async fn upsert_custom_role(state: &AppState, p: &Principal, input: &RoleInp
         builtin: false,
         allowed_networks: parse_networks(&input.allowed_networks).map_err(ApiError::bad_request)?,
     };
-    let before = state.store.roles().await?.into_iter().find(|r| r.key == role.key);
+    let before = state
+        .store
+        .roles()
+        .await?
+        .into_iter()
+        .find(|r| r.key == role.key);
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     tx.upsert_role(&role).await?;
-    let mut d = draft(p, "role.upsert", "role", Outcome::Success).object(&role.key).after(serde_json::json!(role));
+    let mut d = draft(p, "role.upsert", "role", Outcome::Success)
+        .object(&role.key)
+        .after(serde_json::json!(role));
     if let Some(b) = before {
         d = d.before(serde_json::json!(b));
     }
@@ -729,7 +759,12 @@ pub async fn upsert_custom_role(state: &AppState, p: &Principal, input: &RoleInp
 }
 
 /// Limits any role (built-in included) to source networks (操作地点).
-pub async fn set_role_networks(state: &AppState, p: &Principal, key: &str, networks: &[String]) -> ApiResult<authz::Role> {
+pub async fn set_role_networks(
+    state: &AppState,
+    p: &Principal,
+    key: &str,
+    networks: &[String],
+) -> ApiResult<authz::Role> {
     authorize(state, p, &mutate(Permission::RoleManage, "role.networks")).await?;
     let nets = parse_networks(networks).map_err(ApiError::bad_request)?;
     let mut role = state
@@ -754,8 +789,18 @@ pub async fn set_role_networks(state: &AppState, p: &Principal, key: &str, netwo
 }
 
 /// Sets the security zones (安全区域) of a declared environment.
-pub async fn set_security_zones(state: &AppState, p: &Principal, env: &str, zones: &[String]) -> ApiResult<ballast_store::Environment> {
-    let action = Action::new(ActionKind::Mutate, Permission::EnvironmentManage, "environment.zones", Target::environment(env));
+pub async fn set_security_zones(
+    state: &AppState,
+    p: &Principal,
+    env: &str,
+    zones: &[String],
+) -> ApiResult<ballast_store::Environment> {
+    let action = Action::new(
+        ActionKind::Mutate,
+        Permission::EnvironmentManage,
+        "environment.zones",
+        Target::environment(env),
+    );
     authorize(state, p, &action).await?;
     let mut e = state
         .store
@@ -764,9 +809,21 @@ pub async fn set_security_zones(state: &AppState, p: &Principal, env: &str, zone
         .into_iter()
         .find(|e| e.name == env)
         .ok_or_else(|| ApiError::not_found(&format!("environment {env}")))?;
-    let zones: Vec<String> = zones.iter().map(|z| z.trim().to_string()).filter(|z| !z.is_empty()).collect();
-    if zones.iter().any(|z| z.chars().count() > 64 || z.chars().any(char::is_control)) {
-        return Err(ApiError::bad_request(Problem::field("environment.zone_invalid", "security_zones", "安全区域名称须为 1–64 个字符", "zone names must be 1–64 characters")));
+    let zones: Vec<String> = zones
+        .iter()
+        .map(|z| z.trim().to_string())
+        .filter(|z| !z.is_empty())
+        .collect();
+    if zones
+        .iter()
+        .any(|z| z.chars().count() > 64 || z.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(Problem::field(
+            "environment.zone_invalid",
+            "security_zones",
+            "安全区域名称须为 1–64 个字符",
+            "zone names must be 1–64 characters",
+        )));
     }
     let before = std::mem::replace(&mut e.security_zones, zones);
     let now = state.clock.now();
@@ -785,22 +842,46 @@ pub async fn set_security_zones(state: &AppState, p: &Principal, env: &str, zone
 /// The caller's tokens, or everyone's for holders of `user.manage`.
 pub async fn list_tokens(state: &AppState, p: &Principal) -> ApiResult<Vec<ApiToken>> {
     let roles = state.store.roles().await?;
-    let all = authz::is_allowed(&p.bindings, &roles, Permission::UserManage, &Target::global(), p.source_ip);
-    Ok(state.store.tokens(if all { None } else { Some(p.user.id) }).await?)
+    let all = authz::is_allowed(
+        &p.bindings,
+        &roles,
+        Permission::UserManage,
+        &Target::global(),
+        p.source_ip,
+    );
+    Ok(state
+        .store
+        .tokens(if all { None } else { Some(p.user.id) })
+        .await?)
 }
 
 /// Revokes a token: one's own, or anyone's with `user.manage`.
 pub async fn revoke_token(state: &AppState, p: &Principal, id: i64) -> ApiResult<()> {
     let tokens = list_tokens(state, p).await?;
-    let t = tokens.iter().find(|t| t.id == id).ok_or_else(|| ApiError::not_found(&format!("token {id}")))?;
-    let op = if t.user_id == p.user.id { Action::own_account("token.revoke") } else { mutate(Permission::UserManage, "token.revoke") };
+    let t = tokens
+        .iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ApiError::not_found(&format!("token {id}")))?;
+    let op = if t.user_id == p.user.id {
+        Action::own_account("token.revoke")
+    } else {
+        mutate(Permission::UserManage, "token.revoke")
+    };
     authorize(state, p, &op).await?;
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     if !tx.revoke_token(id, now).await? {
         return Err(ApiError::not_found(&format!("token {id}")));
     }
-    tx.commit(vec![draft(p, "token.revoke", "api_token", Outcome::Success).object(id).detail(t.name.clone())], now).await?;
+    tx.commit(
+        vec![
+            draft(p, "token.revoke", "api_token", Outcome::Success)
+                .object(id)
+                .detail(t.name.clone()),
+        ],
+        now,
+    )
+    .await?;
     state.metrics.audit_appended(1);
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod assess;
 mod catalog;
+mod server;
 
 use std::path::Path;
 use std::process::{Command, Output};
