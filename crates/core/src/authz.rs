@@ -332,6 +332,9 @@ pub struct Target {
     pub environment: Option<String>,
     pub business_system: Option<String>,
     pub security_zone: Option<String>,
+    /// The tier of the system touched (e.g. `core`), for change-window policies.
+    #[serde(default)]
+    pub tier: Option<String>,
 }
 
 impl Target {

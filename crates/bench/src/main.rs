@@ -1,0 +1,172 @@
+//! `ballast-bench`: load generators and micro-benchmarks whose commands and results are recorded in
+//! docs/PERFORMANCE.md. Run from a second process against a running server where a server is
+//! involved. Benchmarks read the wall clock by nature.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ballast_core::audit::{Actor, AuditDraft, Outcome};
+use ballast_core::user::UserKind;
+use ballast_store::{NewUserRow, Store};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Constant-rate authenticated GETs; prints latency percentiles (open-loop: requests are sent
+    /// on schedule whether or not earlier ones finished, so queueing shows in the tail).
+    Http {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// Sequential transactions, each a trivial change plus its audit record.
+    AuditAppend {
+        /// `sqlite` (a fresh database in a temporary directory, or --path) or a postgres:// URL.
+        #[arg(long, default_value = "sqlite")]
+        backend: String,
+        #[arg(long)]
+        path: Option<PathBuf>,
+        #[arg(long, default_value_t = 5000)]
+        n: u32,
+        /// Concurrent writers.
+        #[arg(long, default_value_t = 1)]
+        writers: u32,
+    },
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn http(url: String, token: String, rate: u32, seconds: u64) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let total = u64::from(rate) * seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        let now = Instant::now();
+        if due > now {
+            tokio::time::sleep(due - now).await;
+        }
+        let (c, url, token) = (client.clone(), url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            // Latency from the scheduled send time: includes any delay in sending.
+            let r = c.get(&url).bearer_auth(token).send().await;
+            let ok = matches!(&r, Ok(resp) if resp.status().is_success());
+            if let Ok(resp) = r {
+                let _ = resp.bytes().await;
+            }
+            (due.elapsed(), ok)
+        }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    let mut errors = 0;
+    for t in tasks {
+        let (d, ok) = t.await?;
+        if !ok {
+            errors += 1;
+        }
+        lat.push(d);
+    }
+    let wall = start.elapsed();
+    lat.sort();
+    println!(
+        "requests {} in {:.1}s ({:.0}/s), errors {errors}; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        lat.len(),
+        wall.as_secs_f64(),
+        lat.len() as f64 / wall.as_secs_f64(),
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.90).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    Ok(())
+}
+
+async fn audit_append(backend: String, path: Option<PathBuf>, n: u32, writers: u32) -> anyhow::Result<()> {
+    let _dir;
+    let store: Arc<dyn Store> = if backend == "sqlite" {
+        let p = match path {
+            Some(p) => p,
+            None => {
+                let d = tempfile::tempdir()?;
+                let p = d.path().join("bench.db");
+                _dir = d;
+                p
+            }
+        };
+        Arc::new(ballast_store_sqlite::SqliteStore::open(&p).await.context("sqlite")?)
+    } else {
+        Arc::new(ballast_store_postgres::PostgresStore::connect(&backend).await.context("postgres")?)
+    };
+    let now = chrono::Utc::now();
+    let mut tx = store.begin().await?;
+    let id = tx
+        .insert_user(&NewUserRow {
+            username: format!("bench{}", std::process::id()),
+            real_name: "Bench".into(),
+            department: "D".into(),
+            kind: UserKind::Employee,
+            password_hash: "x".into(),
+            must_change_password: false,
+            created_at: now,
+        })
+        .await?;
+    tx.commit(vec![AuditDraft::new(Actor::system(), "bench.setup", "user", Outcome::Success)], now).await?;
+    let start = Instant::now();
+    let per = n / writers.max(1);
+    let mut tasks = Vec::new();
+    for w in 0..writers.max(1) {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per {
+                let mut tx = store.begin().await?;
+                tx.set_login_state(id, i % 3, None).await?;
+                let d = AuditDraft::new(Actor::system(), "bench.append", "user", Outcome::Success)
+                    .object(id)
+                    .detail(format!("writer {w} n {i}"));
+                tx.commit(vec![d], chrono::Utc::now()).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let done = per * writers.max(1);
+    println!(
+        "{} backend: {done} transactions (change + audit record) with {writers} writer(s) in {secs:.2}s = {:.0}/s",
+        store.backend(),
+        f64::from(done) / secs
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Http { url, token, rate, seconds } => http(url, token, rate, seconds).await,
+        Cmd::AuditAppend { backend, path, n, writers } => audit_append(backend, path, n, writers).await,
+    }
+}
