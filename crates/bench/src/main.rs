@@ -57,7 +57,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn http(url: String, token: String, rate: u32, seconds: u64) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     let total = u64::from(rate) * seconds;
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
     let start = Instant::now();
@@ -103,7 +105,12 @@ async fn http(url: String, token: String, rate: u32, seconds: u64) -> anyhow::Re
     Ok(())
 }
 
-async fn audit_append(backend: String, path: Option<PathBuf>, n: u32, writers: u32) -> anyhow::Result<()> {
+async fn audit_append(
+    backend: String,
+    path: Option<PathBuf>,
+    n: u32,
+    writers: u32,
+) -> anyhow::Result<()> {
     let _dir;
     let store: Arc<dyn Store> = if backend == "sqlite" {
         let p = match path {
@@ -115,9 +122,17 @@ async fn audit_append(backend: String, path: Option<PathBuf>, n: u32, writers: u
                 p
             }
         };
-        Arc::new(ballast_store_sqlite::SqliteStore::open(&p).await.context("sqlite")?)
+        Arc::new(
+            ballast_store_sqlite::SqliteStore::open(&p)
+                .await
+                .context("sqlite")?,
+        )
     } else {
-        Arc::new(ballast_store_postgres::PostgresStore::connect(&backend).await.context("postgres")?)
+        Arc::new(
+            ballast_store_postgres::PostgresStore::connect(&backend)
+                .await
+                .context("postgres")?,
+        )
     };
     let now = chrono::Utc::now();
     let mut tx = store.begin().await?;
@@ -132,7 +147,16 @@ async fn audit_append(backend: String, path: Option<PathBuf>, n: u32, writers: u
             created_at: now,
         })
         .await?;
-    tx.commit(vec![AuditDraft::new(Actor::system(), "bench.setup", "user", Outcome::Success)], now).await?;
+    tx.commit(
+        vec![AuditDraft::new(
+            Actor::system(),
+            "bench.setup",
+            "user",
+            Outcome::Success,
+        )],
+        now,
+    )
+    .await?;
     let start = Instant::now();
     let per = n / writers.max(1);
     let mut tasks = Vec::new();
@@ -166,7 +190,17 @@ async fn audit_append(backend: String, path: Option<PathBuf>, n: u32, writers: u
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Http { url, token, rate, seconds } => http(url, token, rate, seconds).await,
-        Cmd::AuditAppend { backend, path, n, writers } => audit_append(backend, path, n, writers).await,
+        Cmd::Http {
+            url,
+            token,
+            rate,
+            seconds,
+        } => http(url, token, rate, seconds).await,
+        Cmd::AuditAppend {
+            backend,
+            path,
+            n,
+            writers,
+        } => audit_append(backend, path, n, writers).await,
     }
 }

@@ -430,3 +430,164 @@ impl Check for EnvironmentIsolation {
         Verdict::Pass
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authz::{RoleBinding, Scope, builtin_roles};
+    use crate::user::UserKind;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn principal(role: &str, scope: Scope, via: Via) -> Principal {
+        Principal {
+            user: User {
+                id: 7,
+                username: "li.si".into(),
+                real_name: "李四".into(),
+                department: "运维部".into(),
+                kind: UserKind::Employee,
+                disabled: false,
+                disabled_reason: None,
+                must_change_password: false,
+                mfa_enrolled: true,
+                created_at: now(),
+                updated_at: now(),
+            },
+            bindings: vec![RoleBinding {
+                user_id: 7,
+                role: role.into(),
+                scope,
+            }],
+            source_ip: None,
+            via,
+        }
+    }
+
+    fn decide(p: &Principal, a: &Action) -> Decision {
+        let roles = builtin_roles();
+        let envs = vec!["prod".to_string(), "test".to_string()];
+        let ctx = GuardContext {
+            principal: p,
+            action: a,
+            roles: &roles,
+            environments: &envs,
+            now: now(),
+        };
+        Pipeline::standard().evaluate(&ctx)
+    }
+
+    fn code(d: &Decision) -> Option<&'static str> {
+        d.denial().map(|p| p.code)
+    }
+
+    #[test]
+    fn stages_run_in_order_and_missing_checks_are_reported() {
+        let p = principal(
+            "automation_operator",
+            Scope::Environment("prod".into()),
+            Via::Session { mfa: true },
+        );
+        let d = decide(
+            &p,
+            &Action::new(
+                ActionKind::Execute,
+                Permission::JobRun,
+                "job.run",
+                Target::environment("prod"),
+            ),
+        );
+        assert!(d.allowed());
+        let stages: Vec<Stage> = d.trail.iter().map(|(s, _)| *s).collect();
+        assert_eq!(stages, Stage::ORDER.to_vec());
+        let not_configured: Vec<Stage> = d
+            .trail
+            .iter()
+            .filter(|(_, v)| *v == Verdict::NotConfigured)
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(
+            not_configured,
+            vec![
+                Stage::ChangeWindow,
+                Stage::DangerousContent,
+                Stage::Approval
+            ]
+        );
+    }
+
+    #[test]
+    fn each_stage_refuses_with_its_code() {
+        let run = Action::new(
+            ActionKind::Execute,
+            Permission::JobRun,
+            "job.run",
+            Target::environment("prod"),
+        );
+        let op = |scope| principal("automation_operator", scope, Via::Session { mfa: true });
+        // Permission in scope: a test-environment binding does not reach prod.
+        assert_eq!(
+            code(&decide(&op(Scope::Environment("test".into())), &run)),
+            Some("authz.forbidden")
+        );
+        // Privileged session without the second factor.
+        let no_mfa = principal(
+            "automation_operator",
+            Scope::Global,
+            Via::Session { mfa: false },
+        );
+        assert_eq!(code(&decide(&no_mfa, &run)), Some("auth.mfa_required"));
+        // Disabled account stops at authentication, before permissions.
+        let mut disabled = op(Scope::Global);
+        disabled.user.disabled = true;
+        let d = decide(&disabled, &run);
+        assert_eq!(code(&d), Some("auth.account_disabled"));
+        assert_eq!(d.trail.len(), 1, "evaluation stops at the first denial");
+        // Environment isolation: undeclared and cross-environment.
+        let mut other = run.clone();
+        other.target = Target::environment("dr");
+        assert_eq!(
+            code(&decide(&op(Scope::Global), &other)),
+            Some("environment.unknown")
+        );
+        let mut cross = run.clone();
+        cross.other_environments = vec!["test".into()];
+        assert_eq!(
+            code(&decide(&op(Scope::Global), &cross)),
+            Some("environment.cross")
+        );
+        // Separation of duties: no self-approval.
+        let approver = principal(
+            "platform_operations",
+            Scope::Global,
+            Via::Session { mfa: true },
+        );
+        let mut approve = Action::new(
+            ActionKind::Approve,
+            Permission::ApprovalApprove,
+            "approval.approve",
+            Target::global(),
+        );
+        approve.requested_by = Some(7);
+        assert_eq!(
+            code(&decide(&approver, &approve)),
+            Some("sod.self_approval")
+        );
+        approve.requested_by = Some(8);
+        assert!(decide(&approver, &approve).allowed());
+        // Tokens do only what they were scoped for.
+        let token = principal(
+            "automation_operator",
+            Scope::Global,
+            Via::Token {
+                permissions: vec![Permission::JobRead],
+            },
+        );
+        assert_eq!(code(&decide(&token, &run)), Some("auth.token_scope"));
+    }
+}

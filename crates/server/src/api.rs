@@ -146,7 +146,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let db_up = state.store.ping().await.is_ok();
     let body = state
         .metrics
-        .render(db_up, state.chain_ok(), state.store.backend());
+        .render(db_up, state.chain_ok(), state.store.backend(), state.store.pool_stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -622,7 +622,21 @@ pub async fn revoke_token(
         audit_verify,
         audit_export,
         create_token,
-        change_password
+        change_password,
+        // Trading calendars and change windows (crate::calendar::api).
+        crate::calendar::api::list_calendars,
+        crate::calendar::api::days,
+        crate::calendar::api::is_trading_day,
+        crate::calendar::api::next,
+        crate::calendar::api::prev,
+        crate::calendar::api::phase,
+        crate::calendar::api::schedule_preview,
+        crate::calendar::api::import,
+        crate::calendar::api::policies,
+        crate::calendar::api::evaluate,
+        crate::calendar::api::request_override,
+        crate::calendar::api::approve_override,
+        crate::calendar::api::list_overrides
     ),
     components(schemas(
         ErrorBody,

@@ -46,8 +46,8 @@ impl Metrics {
         self.audit_appends.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// The exposition text; `db_up` and `chain_ok` are sampled by the caller.
-    pub fn render(&self, db_up: bool, chain_ok: bool, backend: &str) -> String {
+    /// The exposition text; `db_up`, `chain_ok` and `pool` (open, idle) are sampled by the caller.
+    pub fn render(&self, db_up: bool, chain_ok: bool, backend: &str, pool: (u32, usize)) -> String {
         let mut o = String::new();
         let _ = writeln!(
             o,
@@ -123,6 +123,12 @@ impl Metrics {
             "ballast_db_up{{backend=\"{backend}\"}} {}",
             u8::from(db_up)
         );
+        let (open, idle) = pool;
+        let _ = writeln!(o, "# HELP ballast_db_pool_connections Database pool connections by state.");
+        let _ = writeln!(o, "# TYPE ballast_db_pool_connections gauge");
+        let _ = writeln!(o, "ballast_db_pool_connections{{state=\"idle\"}} {idle}");
+        let busy = (open as usize).saturating_sub(idle);
+        let _ = writeln!(o, "ballast_db_pool_connections{{state=\"busy\"}} {busy}");
         let _ = writeln!(
             o,
             "# HELP ballast_audit_chain_verified Whether the audit chain verified at start."

@@ -176,6 +176,93 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("audit.time", "时间（北京）", "Time (Beijing)"),
     ("audit.detail", "详情", "Detail"),
     ("audit.none", "没有符合条件的记录", "No matching records"),
+    // ---- trading calendar and change windows (crate::calendar::pages)
+    ("nav.calendar", "交易日历", "Calendar"),
+    (
+        "cal.title",
+        "交易日历与变更窗口",
+        "Trading calendar & change windows",
+    ),
+    ("cal.calendar", "交易日历", "Calendar"),
+    ("cal.month", "月份", "Month"),
+    ("cal.go", "查看", "Show"),
+    ("cal.prev", "上月", "Previous month"),
+    ("cal.next", "下月", "Next month"),
+    ("cal.legend", "图例", "Legend"),
+    ("cal.wd.mon", "周一", "Mon"),
+    ("cal.wd.tue", "周二", "Tue"),
+    ("cal.wd.wed", "周三", "Wed"),
+    ("cal.wd.thu", "周四", "Thu"),
+    ("cal.wd.fri", "周五", "Fri"),
+    ("cal.wd.sat", "周六", "Sat"),
+    ("cal.wd.sun", "周日", "Sun"),
+    ("cal.kind.trading", "交易日", "Trading day"),
+    ("cal.kind.weekend", "周末", "Weekend"),
+    ("cal.kind.holiday", "节假日休市", "Holiday closure"),
+    (
+        "cal.kind.makeup_workday",
+        "调休上班日（不交易）",
+        "Make-up workday (no trading)",
+    ),
+    (
+        "cal.kind.exchange_only",
+        "交易所单独休市",
+        "Exchange-only closure",
+    ),
+    ("cal.kind.extraordinary", "临时休市", "Extraordinary closure"),
+    ("cal.kind.non_trading", "非交易日", "Non-trading day"),
+    ("cal.cw.title", "变更窗口", "Change window"),
+    (
+        "cal.cw.evaluate",
+        "评估某一时刻的变更窗口",
+        "Evaluate the change window at a time",
+    ),
+    ("cal.cw.environment", "环境", "Environment"),
+    ("cal.cw.business_system", "业务系统", "Business system"),
+    ("cal.cw.tier", "系统等级", "Tier"),
+    ("cal.cw.kind", "操作类型", "Operation kind"),
+    ("cal.cw.at", "时间（北京）", "Time (Beijing)"),
+    ("cal.cw.submit", "评估", "Evaluate"),
+    ("cal.cw.result", "结果", "Decision"),
+    ("cal.cw.policy", "策略", "Policy"),
+    (
+        "cal.cw.not_covered",
+        "该日期超出交易日历数据：按可能开市处理（不猜测）。",
+        "The date is outside the calendar data: treated as possibly open (never guessed).",
+    ),
+    (
+        "cal.policy.error",
+        "变更窗口策略无效，守卫拒绝所有受管操作：",
+        "The change-window policies are invalid; the guard refuses every governed operation:",
+    ),
+    ("cal.ov.title", "紧急放行", "Emergency overrides"),
+    (
+        "cal.ov.hint",
+        "紧急放行须由另一位持有审批权限（approval.approve）的人员批准，申请人本人不能批准；有效期最长 24 小时；申请与批准均记入审计。",
+        "An override needs approval by a second person holding approval.approve, never the requester; it lasts at most 24 hours; request and approval are audited.",
+    ),
+    (
+        "cal.ov.scope",
+        "范围（环境/业务系统/等级/操作）",
+        "Scope (environment/system/tier/operation)",
+    ),
+    ("cal.ov.reason", "原因", "Reason"),
+    ("cal.ov.requester", "申请人", "Requested by"),
+    ("cal.ov.valid", "有效期（北京）", "Valid (Beijing)"),
+    ("cal.ov.status", "状态", "Status"),
+    ("cal.ov.approver", "审批人", "Approved by"),
+    ("cal.ov.approve", "批准", "Approve"),
+    ("cal.ov.none", "暂无紧急放行", "No overrides"),
+    ("cal.ov.request", "申请紧急放行", "Request an emergency override"),
+    ("cal.ov.valid_from", "生效时间（北京）", "Valid from (Beijing)"),
+    ("cal.ov.valid_until", "截止时间（北京）", "Valid until (Beijing)"),
+    ("cal.ov.submit", "提交申请", "Submit request"),
+    ("cal.ov.pending", "待审批", "pending"),
+    ("cal.ov.scheduled", "已批准，未到生效时间", "approved, not yet valid"),
+    ("cal.ov.active", "生效中", "active"),
+    ("cal.ov.expired", "已过期", "expired"),
+    ("cal.ov.requested", "已提交紧急放行申请", "Override requested"),
+    ("cal.ov.approved", "已批准紧急放行", "Override approved"),
 ];
 
 impl Tr {
@@ -208,9 +295,10 @@ pub struct Me {
     pub csrf: String,
     pub can_users: bool,
     pub can_audit: bool,
+    pub can_calendar: bool,
 }
 
-fn html<T: Template>(t: T) -> Response {
+pub(crate) fn html<T: Template>(t: T) -> Response {
     match t.render() {
         Ok(body) => Html(body).into_response(),
         Err(e) => {
@@ -229,7 +317,7 @@ pub struct Page {
 }
 
 impl Page {
-    fn me(&self) -> Me {
+    pub(crate) fn me(&self) -> Me {
         let p = &self.s.principal;
         let can = |perm| {
             authz::is_allowed(
@@ -246,13 +334,14 @@ impl Page {
             csrf: self.s.session.csrf_token.clone(),
             can_users: can(Permission::UserRead),
             can_audit: can(Permission::AuditRead),
+            can_calendar: can(Permission::CalendarRead),
         }
     }
-    fn principal(&self) -> &Principal {
+    pub(crate) fn principal(&self) -> &Principal {
         &self.s.principal
     }
     /// The refusal for a form whose CSRF token is not the session's.
-    fn csrf_refusal(&self, sent: &str) -> Option<Response> {
+    pub(crate) fn csrf_refusal(&self, sent: &str) -> Option<Response> {
         (!same_secret(sent, &self.s.session.csrf_token)).then(|| {
             (
                 StatusCode::FORBIDDEN,
@@ -704,8 +793,8 @@ fn modules(t: Tr, me: &Me) -> Vec<Module> {
         m(
             "交易日历与变更窗口",
             "Trading calendar & change windows",
-            "",
-            false,
+            "/calendar",
+            me.can_calendar,
         ),
         m("作业执行", "Job execution", "", false),
         m("配置管理 CMDB", "CMDB", "", false),

@@ -20,11 +20,15 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
 
 /// SQLSTATEs (or their classes) that mean "not now" rather than "wrong": 08 connection
 /// exception, 53 insufficient resources, 57P01–57P03 shutdown / cannot connect now, 40001
-/// serialisation failure, 40P01 deadlock.
+/// serialisation failure, 40P01 deadlock, 55000 "database is not currently accepting
+/// connections", 3D000 the database does not exist (dropped or not yet created).
 fn unavailable(state: &str) -> bool {
     state.starts_with("08")
         || state.starts_with("53")
-        || matches!(state, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+        || matches!(
+            state,
+            "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "55000" | "3D000"
+        )
 }
 
 fn database_error(d: &dyn DatabaseError) -> StoreError {

@@ -45,6 +45,9 @@ pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// Connections in the pool: (open, idle), for `/metrics`.
+    fn pool_stats(&self) -> (u32, usize);
+
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
     /// Applied migration versions are current (for `/readyz`).

@@ -59,6 +59,7 @@ async fn first_start_probes_and_openapi() {
         "{metrics}"
     );
     assert!(metrics.contains("ballast_db_up{backend=\"sqlite\"} 1"));
+    assert!(metrics.contains("ballast_db_pool_connections{state=\"idle\"}"));
     let doc: Value = c
         .get(format!("{}/api/openapi.json", s.url))
         .send()
