@@ -189,3 +189,58 @@ async fn audit_page_searches_and_shows_chain_status() {
         .count();
     assert_eq!(exports, 3);
 }
+
+#[tokio::test]
+async fn accounts_are_disabled_and_reset_from_the_users_page() {
+    let s = TestServer::start().await;
+    let (c, _) = admin_ready(&s).await;
+    s.user_token("feng.yi", &[("product_design", "global")])
+        .await;
+    let id = s
+        .state
+        .store
+        .user_by_name("feng.yi")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let csrf = csrf_of(&c, &s.url, "/users").await;
+    let post = |op: &'static str| {
+        c.post(format!("{}/users/{id}/account", s.url))
+            .header("accept-language", "en")
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("op", op),
+                ("reason", "moved team"),
+            ])
+            .send()
+    };
+    let body = post("reset_password").await.unwrap().text().await.unwrap();
+    assert!(body.contains("New password (shown once"), "{body}");
+    post("disable").await.unwrap();
+    let u = s
+        .state
+        .store
+        .user_by_name("feng.yi")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(u.disabled && u.disabled_reason.as_deref() == Some("moved team"));
+    post("enable").await.unwrap();
+    assert!(
+        !s.state
+            .store
+            .user_by_name("feng.yi")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    let actions = s.audit_actions().await;
+    for a in ["user.reset_password", "user.disable", "user.enable"] {
+        assert!(
+            actions.contains(&(a.to_string(), "success".to_string())),
+            "{a}"
+        );
+    }
+}
