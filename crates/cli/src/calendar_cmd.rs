@@ -98,12 +98,30 @@ pub enum CalendarCmd {
         #[arg(long, value_name = "DIR")]
         calendar_dir: Option<PathBuf>,
     },
-    /// Validate FILE, show what changes, and with --yes copy it into DIR.
+    /// Validate FILE, show what changes, and with --yes copy it into DIR — or, with --server,
+    /// send it to a Ballast server (which validates, shows the difference, and with --yes writes
+    /// it into its data directory, audits the import and reloads).
     Import {
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        #[arg(long, value_name = "DIR")]
-        calendar_dir: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "server",
+            conflicts_with = "server"
+        )]
+        calendar_dir: Option<PathBuf>,
+        /// Base URL of a Ballast server, e.g. http://127.0.0.1:8600.
+        #[arg(long, value_name = "URL", requires = "token")]
+        server: Option<String>,
+        /// API token of a holder of calendar.manage (or BALLAST_TOKEN).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "BALLAST_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
         /// Write the file (without it, only show the diff).
         #[arg(long)]
         yes: bool,
@@ -261,8 +279,23 @@ fn execute(cmd: CalendarCmd, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
         CalendarCmd::Import {
             file,
             calendar_dir,
+            server,
+            token,
             yes,
-        } => import(&file, &calendar_dir, yes, out)?,
+        } => match (server, calendar_dir) {
+            (Some(server), _) => import_to_server(
+                &file,
+                &server,
+                token.as_deref().unwrap_or_default(),
+                yes,
+                out,
+            )?,
+            (None, Some(dir)) => import(&file, &dir, yes, out)?,
+            (None, None) => Err(Failure::usage(
+                "需要 --calendar-dir DIR 或 --server URL",
+                "--calendar-dir DIR or --server URL is required",
+            )),
+        },
     })
 }
 
@@ -640,8 +673,106 @@ fn import(file: &Path, dir: &Path, yes: bool, out: &mut dyn Write) -> anyhow::Re
     writeln!(out, "已写入 / written: {}", target.display())?;
     writeln!(
         out,
-        "注意：服务端审计记录随服务器功能提供；此命令只写入文件 / note: the server-side audit record comes with the server; this command only writes the file"
+        "注意：此命令只写入文件，不留审计记录；对服务器请用 --server URL --token T（校验、审计并重新加载） / note: this only writes the file, without an audit record; for a server use --server URL --token T (validated, audited, reloaded)"
     )?;
+    Ok(Ok(0))
+}
+
+/// A file name the server accepts as the target name (else it derives one from the content).
+fn server_file_name(file: &Path) -> Option<String> {
+    let name = file.file_name()?.to_str()?;
+    let ok = name.len() <= 100
+        && name.len() > 5
+        && name.ends_with(".toml")
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    ok.then(|| name.to_string())
+}
+
+/// `import --server`: POSTs the file to `/api/v1/calendars/import` (dry run unless `--yes`) and
+/// prints the server's difference. Exit 1 for invalid data, 2 for other refusals.
+fn import_to_server(
+    file: &Path,
+    server: &str,
+    token: &str,
+    yes: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    let text = match read_file(file) {
+        Ok(t) => t,
+        Err(f) => return Ok(Err(f)),
+    };
+    let mut url = format!(
+        "{}/api/v1/calendars/import?dry_run={}",
+        server.trim_end_matches('/'),
+        !yes
+    );
+    if let Some(name) = server_file_name(file) {
+        url.push_str(&format!("&name={name}"));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let sent = rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(token)
+            .header("content-type", "application/toml")
+            .body(text)
+            .send()
+            .await?;
+        let status = r.status();
+        let body = r.text().await?;
+        Ok::<_, reqwest::Error>((status, body))
+    });
+    let (status, body) = match sent {
+        Ok(x) => x,
+        Err(e) => {
+            return Ok(Err(Failure::usage(
+                format!("无法连接服务器 {server}：{e}"),
+                format!("cannot reach the server {server}: {e}"),
+            )));
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    if !status.is_success() {
+        let code = s(&v["code"]);
+        if code.is_empty() {
+            return Ok(Err(Failure::usage(
+                format!("服务器返回 {status}：{body}"),
+                format!("the server answered {status}: {body}"),
+            )));
+        }
+        return Ok(Err(Failure {
+            code: if code == "calendar.invalid_data" {
+                1
+            } else {
+                2
+            },
+            message_zh: format!("错误 [{code}]：{}", s(&v["details"]["message_zh"])),
+            message_en: format!("error [{code}]: {}", s(&v["details"]["message_en"])),
+        }));
+    }
+    writeln!(out, "{}", s(&v["summary_zh"]))?;
+    writeln!(out, "{}", s(&v["summary_en"]))?;
+    for line in v["lines"].as_array().into_iter().flatten() {
+        writeln!(out, "{}", s(line))?;
+    }
+    let target = s(&v["file"]);
+    if v["applied"].as_bool() == Some(true) {
+        writeln!(
+            out,
+            "已在服务器导入并记入审计 / imported on the server and audited: {target}"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "未写入（演练）。确认无误后加 --yes 在服务器导入 {target} / dry run: nothing written; re-run with --yes to import {target} on the server"
+        )?;
+    }
     Ok(Ok(0))
 }
 
@@ -795,7 +926,9 @@ mod tests {
         assert_eq!(c, 0, "{o}");
         let (c, o, _) = run_cmd(CalendarCmd::Import {
             file: file.clone(),
-            calendar_dir: dir.path().to_path_buf(),
+            calendar_dir: Some(dir.path().to_path_buf()),
+            server: None,
+            token: None,
             yes: false,
         });
         assert_eq!(c, 0);
@@ -807,7 +940,9 @@ mod tests {
         assert!(!dir.path().join("cn-exchanges-2027.toml").exists());
         let (c, o, _) = run_cmd(CalendarCmd::Import {
             file: file.clone(),
-            calendar_dir: dir.path().to_path_buf(),
+            calendar_dir: Some(dir.path().to_path_buf()),
+            server: None,
+            token: None,
             yes: true,
         });
         assert_eq!(c, 0);
@@ -839,5 +974,91 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("调休上班日只能是周六或周日"), "{e}");
+    }
+    /// `import --server`: dry run shows the server's difference and writes nothing; `--yes`
+    /// imports (the server audits and reloads); invalid data exits 1 with the server's reason.
+    #[test]
+    fn import_to_a_server() {
+        let data = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = ballast_server::Config {
+            data_dir: data.path().to_path_buf(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            ..ballast_server::Config::default()
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let token = rt.block_on(async {
+            let state = ballast_server::admin::open(config.clone(), true)
+                .await
+                .unwrap();
+            ballast_server::admin::token_create(&state, "admin", "cli", &[], None)
+                .await
+                .unwrap()
+        });
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let _ = rt.block_on(ballast_server::serve(config));
+        });
+        let server = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let src = tempfile::tempdir().unwrap();
+        let file = src.path().join("cn-exchanges-2027.toml");
+        std::fs::write(
+            &file,
+            "schema = 1\ncalendars = [\"sse\", \"szse\"]\nyear = 2027\n[[closure]]\nfrom = 2027-01-01\nreason_zh = \"元旦\"\nreason_en = \"New Year's Day\"\n",
+        )
+        .unwrap();
+        let import = |file: &Path, yes: bool| {
+            run_cmd(CalendarCmd::Import {
+                file: file.to_path_buf(),
+                calendar_dir: None,
+                server: Some(server.clone()),
+                token: Some(token.clone()),
+                yes,
+            })
+        };
+        let target = data.path().join("calendars").join("cn-exchanges-2027.toml");
+        let (c, o, e) = import(&file, false);
+        assert_eq!(c, 0, "{o}{e}");
+        assert!(
+            o.contains("+ 休市 closure 2027-01-01..2027-01-01 元旦"),
+            "{o}"
+        );
+        assert!(o.contains("dry run"), "{o}");
+        assert!(!target.exists());
+        let (c, o, e) = import(&file, true);
+        assert_eq!(c, 0, "{o}{e}");
+        assert!(o.contains("imported on the server and audited"), "{o}");
+        assert!(target.exists());
+        let bad = src.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            "schema = 1\ncalendars = [\"sse\"]\nyear = 2028\n[[makeup_workday]]\ndate = 2028-01-04\nreason_zh = \"x\"\nreason_en = \"y\"\n",
+        )
+        .unwrap();
+        let (c, _, e) = import(&bad, false);
+        assert_eq!(c, 1);
+        assert!(
+            e.contains("bad.toml:5:8: field makeup_workday[0].date"),
+            "{e}"
+        );
+        let (c, _, e) = run_cmd(CalendarCmd::Import {
+            file,
+            calendar_dir: None,
+            server: Some(server.clone()),
+            token: Some("blt_wrong".into()),
+            yes: false,
+        });
+        assert_eq!(c, 2);
+        assert!(e.contains("auth.required"), "{e}");
     }
 }

@@ -144,9 +144,12 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Ready>) 
 #[utoipa::path(get, path = "/metrics", tag = "probes", responses((status = 200, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let db_up = state.store.ping().await.is_ok();
-    let body = state
-        .metrics
-        .render(db_up, state.chain_ok(), state.store.backend(), state.store.pool_stats());
+    let body = state.metrics.render(
+        db_up,
+        state.chain_ok(),
+        state.store.backend(),
+        state.store.pool_stats(),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -124,7 +124,10 @@ impl Metrics {
             u8::from(db_up)
         );
         let (open, idle) = pool;
-        let _ = writeln!(o, "# HELP ballast_db_pool_connections Database pool connections by state.");
+        let _ = writeln!(
+            o,
+            "# HELP ballast_db_pool_connections Database pool connections by state."
+        );
         let _ = writeln!(o, "# TYPE ballast_db_pool_connections gauge");
         let _ = writeln!(o, "ballast_db_pool_connections{{state=\"idle\"}} {idle}");
         let busy = (open as usize).saturating_sub(idle);

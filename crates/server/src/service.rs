@@ -62,6 +62,8 @@ pub async fn authorize(state: &AppState, p: &Principal, action: &Action) -> ApiR
         audit_only(state, d).await?;
         return Err(ApiError::forbidden(problem.clone()));
     }
+    // Change window (crate::calendar): record the decision of every governed action let through.
+    crate::calendar::guard::audit_decision(state, p, action, ctx.now).await?;
     if decision.needs_approval() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

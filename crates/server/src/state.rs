@@ -27,6 +27,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Set once the audit chain verified at start (for `/readyz`).
     pub chain_verified: Arc<AtomicBool>,
+    /// Trading calendars, change-window policies and overrides (`crate::calendar`).
+    pub calendar: Arc<crate::calendar::CalendarRuntime>,
 }
 
 impl AppState {
@@ -230,10 +232,10 @@ pub async fn verify_chain(
     }
 }
 
-/// The standard pipeline of ballast-core. Later modules add their checks here (change window,
-/// dangerous content, approval).
-pub fn pipeline() -> Pipeline {
-    Pipeline::standard()
+/// The standard pipeline of ballast-core plus the change-window check (`crate::calendar`). Later
+/// modules add their checks here (dangerous content, approval).
+pub fn pipeline(calendar: Arc<crate::calendar::CalendarRuntime>) -> Pipeline {
+    Pipeline::standard().with(Box::new(crate::calendar::ChangeWindowCheck::new(calendar)))
 }
 
 pub fn shared(
@@ -242,13 +244,15 @@ pub fn shared(
     config: Config,
     key: CheckpointKey,
 ) -> AppState {
+    let calendar = Arc::new(crate::calendar::CalendarRuntime::load(&config.data_dir));
     AppState {
         store,
         clock,
         config: Arc::new(config),
-        pipeline: Arc::new(pipeline()),
+        pipeline: Arc::new(pipeline(calendar.clone())),
         checkpoint_key: Arc::new(key),
         metrics: Arc::new(Metrics::default()),
         chain_verified: Arc::new(AtomicBool::new(false)),
+        calendar,
     }
 }

@@ -163,6 +163,17 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "User created. Initial password (shown once; must be changed at first sign-in):",
     ),
     ("users.granted", "已授予角色", "Role granted"),
+    ("users.enable", "启用", "Enable"),
+    ("users.disable", "停用", "Disable"),
+    ("users.reason", "停用原因", "Reason"),
+    ("users.reset_password", "重置密码", "Reset password"),
+    ("users.reset_mfa", "重置两步验证", "Reset 2FA"),
+    ("users.done", "已完成", "Done"),
+    (
+        "users.new_password",
+        "新密码（只显示这一次，下次登录须修改）：",
+        "New password (shown once; must be changed at next sign-in):",
+    ),
     ("audit.title", "审计日志", "Audit log"),
     ("audit.actor", "操作人", "Actor"),
     ("audit.action", "操作", "Action"),
@@ -209,7 +220,11 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "交易所单独休市",
         "Exchange-only closure",
     ),
-    ("cal.kind.extraordinary", "临时休市", "Extraordinary closure"),
+    (
+        "cal.kind.extraordinary",
+        "临时休市",
+        "Extraordinary closure",
+    ),
     ("cal.kind.non_trading", "非交易日", "Non-trading day"),
     ("cal.cw.title", "变更窗口", "Change window"),
     (
@@ -253,15 +268,35 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("cal.ov.approver", "审批人", "Approved by"),
     ("cal.ov.approve", "批准", "Approve"),
     ("cal.ov.none", "暂无紧急放行", "No overrides"),
-    ("cal.ov.request", "申请紧急放行", "Request an emergency override"),
-    ("cal.ov.valid_from", "生效时间（北京）", "Valid from (Beijing)"),
-    ("cal.ov.valid_until", "截止时间（北京）", "Valid until (Beijing)"),
+    (
+        "cal.ov.request",
+        "申请紧急放行",
+        "Request an emergency override",
+    ),
+    (
+        "cal.ov.valid_from",
+        "生效时间（北京）",
+        "Valid from (Beijing)",
+    ),
+    (
+        "cal.ov.valid_until",
+        "截止时间（北京）",
+        "Valid until (Beijing)",
+    ),
     ("cal.ov.submit", "提交申请", "Submit request"),
     ("cal.ov.pending", "待审批", "pending"),
-    ("cal.ov.scheduled", "已批准，未到生效时间", "approved, not yet valid"),
+    (
+        "cal.ov.scheduled",
+        "已批准，未到生效时间",
+        "approved, not yet valid",
+    ),
     ("cal.ov.active", "生效中", "active"),
     ("cal.ov.expired", "已过期", "expired"),
-    ("cal.ov.requested", "已提交紧急放行申请", "Override requested"),
+    (
+        "cal.ov.requested",
+        "已提交紧急放行申请",
+        "Override requested",
+    ),
     ("cal.ov.approved", "已批准紧急放行", "Override approved"),
 ];
 
@@ -334,7 +369,14 @@ impl Page {
             csrf: self.s.session.csrf_token.clone(),
             can_users: can(Permission::UserRead),
             can_audit: can(Permission::AuditRead),
-            can_calendar: can(Permission::CalendarRead),
+            // Calendar data is the same in every scope: held anywhere, shown.
+            can_calendar: p.bindings.iter().any(|b| {
+                self.roles.iter().any(|r| {
+                    r.key == b.role
+                        && r.permissions.contains(&Permission::CalendarRead)
+                        && r.allows_source(p.source_ip)
+                })
+            }),
         }
     }
     pub(crate) fn principal(&self) -> &Principal {
@@ -857,6 +899,7 @@ pub struct UserRow {
 struct UsersPage {
     t: Tr,
     me: Option<Me>,
+    me_username: String,
     csrf: String,
     users: Vec<UserRow>,
     roles: Vec<(String, String)>,
@@ -928,6 +971,7 @@ async fn users_page(
     let mut r = html(UsersPage {
         t,
         csrf: me.csrf.clone(),
+        me_username: me.username.clone(),
         me: Some(me),
         users: rows,
         roles,
@@ -1045,6 +1089,80 @@ async fn post_grant(
                     b.role,
                     b.scope.label()
                 )),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => {
+            users_page(
+                &state,
+                &page,
+                Some(page.t.problem(&e.problem)),
+                None,
+                e.status,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AccountForm {
+    csrf: String,
+    op: String,
+    reason: Option<String>,
+}
+
+/// Disable, enable, reset password or reset the second factor of an account.
+async fn post_account(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    Form(f): Form<AccountForm>,
+) -> Response {
+    if let Some(r) = page.csrf_refusal(&f.csrf) {
+        return r;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return ApiError::not_found("user").into_response();
+    };
+    let p = page.principal();
+    let reason = f
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| "web UI".to_string());
+    let result = match f.op.as_str() {
+        "disable" => service::set_disabled(&state, p, id, true, &reason)
+            .await
+            .map(|_| None),
+        "enable" => service::set_disabled(&state, p, id, false, &reason)
+            .await
+            .map(|_| None),
+        "reset_password" => service::reset_password(&state, p, id).await.map(Some),
+        "reset_mfa" => service::reset_mfa(&state, p, id).await.map(|_| None),
+        _ => Err(ApiError::bad_request(ballast_core::Problem::new(
+            "request.invalid",
+            "未知操作",
+            "unknown operation",
+        ))),
+    };
+    match result {
+        Ok(Some(pw)) => {
+            users_page(
+                &state,
+                &page,
+                None,
+                Some(format!("{} {pw}", page.t.s("users.new_password"))),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Ok(None) => {
+            users_page(
+                &state,
+                &page,
+                None,
+                Some(page.t.s("users.done").to_string()),
                 StatusCode::OK,
             )
             .await
@@ -1289,6 +1407,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/mfa", get(get_enrol).post(post_enrol))
         .route("/users", get(get_users).post(post_users))
         .route("/users/{id}/roles", post(post_grant))
+        .route("/users/{id}/account", post(post_account))
         .route("/audit", get(get_audit))
         .route("/audit/export", get(get_audit_export))
         .route("/static/app.css", get(css))

@@ -14,7 +14,7 @@ use ballast_calendar::{
     Schedule, preview,
 };
 use ballast_core::Problem;
-use ballast_core::authz::{Permission, Target};
+use ballast_core::authz::Permission;
 use ballast_core::guard::{Action, ActionKind};
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use serde::{Deserialize, Serialize};
@@ -33,12 +33,8 @@ use crate::state::AppState;
 pub const MAX_RANGE_DAYS: i64 = 1000;
 
 async fn read_guard(state: &AppState, caller: &ApiCaller, op: &str) -> ApiResult<()> {
-    let action = Action::new(
-        ActionKind::Read,
-        Permission::CalendarRead,
-        op,
-        Target::global(),
-    );
+    let target = super::reference_target(state, &caller.0, Permission::CalendarRead).await?;
+    let action = Action::new(ActionKind::Read, Permission::CalendarRead, op, target);
     service::authorize(state, &caller.0, &action)
         .await
         .map(|_| ())
@@ -276,7 +272,9 @@ pub async fn list_calendars(
     read_guard(&state, &caller, "calendar.list").await?;
     let set = state.calendar.calendars_api()?;
     let now = state.clock.now();
-    Ok(Json(set.calendars().map(|c| calendar_out(c, now)).collect()))
+    Ok(Json(
+        set.calendars().map(|c| calendar_out(c, now)).collect(),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -599,11 +597,15 @@ pub async fn schedule_preview(
             ),
         ));
     }
-    let id = q.calendar.as_deref().unwrap_or(DEFAULT_CALENDAR).to_string();
+    let id = q
+        .calendar
+        .as_deref()
+        .unwrap_or(DEFAULT_CALENDAR)
+        .to_string();
     let set = state.calendar.calendars_api()?;
     let cal = set.get(&id).map_err(|e| api_error(&e))?;
-    let schedule = Schedule::parse_with_default_timezone(expr, cal.timezone())
-        .map_err(|e| api_error(&e))?;
+    let schedule =
+        Schedule::parse_with_default_timezone(expr, cal.timezone()).map_err(|e| api_error(&e))?;
     let tz = schedule.timezone();
     let from = match q.from.as_deref().map(str::trim) {
         None | Some("") => state.clock.now(),
@@ -726,7 +728,8 @@ pub async fn import(
 /// The change-window policies in force.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PoliciesOut {
-    /// The policy file, or null when `<data-dir>/change-windows.toml` does not exist (then no
+    /// The policy file (relative to the data directory), or null when
+    /// `<data-dir>/change-windows.toml` does not exist (then no
     /// policy applies and the change window allows everything).
     pub source: Option<String>,
     /// The calendar the guard evaluates against.
@@ -751,7 +754,7 @@ pub async fn policies(
         Err(e) => (serde_json::json!([]), Some(ProblemOut::of(e))),
     };
     Ok(Json(PoliciesOut {
-        source: ps.source.map(|p| p.display().to_string()),
+        source: ps.source.map(|_| super::POLICY_FILE.to_string()),
         calendar: DEFAULT_CALENDAR,
         error,
         policies,
@@ -793,7 +796,11 @@ pub struct EvaluateOut {
     pub overridden_outcome: Option<&'static str>,
 }
 
-pub fn evaluate_out(calendar: &str, at: DateTime<Utc>, d: &ballast_calendar::Decision) -> EvaluateOut {
+pub fn evaluate_out(
+    calendar: &str,
+    at: DateTime<Utc>,
+    d: &ballast_calendar::Decision,
+) -> EvaluateOut {
     EvaluateOut {
         calendar: calendar.to_string(),
         at,

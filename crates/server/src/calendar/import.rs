@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use axum::http::StatusCode;
-use ballast_calendar::{CalendarFile, CalendarSet, YearData, diff, parse_calendar_file};
+use ballast_calendar::{CalendarFile, CalendarSet, diff, parse_calendar_file};
 use ballast_core::Problem;
 use ballast_core::audit::{AuditDraft, Outcome};
 use ballast_core::authz::{Permission, Target};
@@ -133,10 +133,7 @@ fn report(
         CalendarFile::Year(y) => {
             for cal in &y.calendars {
                 let old = current.get(cal).ok().and_then(|c| c.year(y.year));
-                let d = diff(
-                    &old.map(|f| f.data.clone()).unwrap_or_else(YearData::default),
-                    &y.data,
-                );
+                let d = diff(&old.map(|f| f.data.clone()).unwrap_or_default(), &y.data);
                 lines.push(format!("## {cal} {}", y.year));
                 if d.is_empty() {
                     lines.push("  无变化 / no change".to_string());
@@ -241,7 +238,10 @@ fn io_failed(path: &Path, e: &std::io::Error) -> ApiError {
         Problem::new(
             "calendar.write_failed",
             format!("写入 {} 失败，未做任何更改：{e}", path.display()),
-            format!("writing {} failed; nothing was changed: {e}", path.display()),
+            format!(
+                "writing {} failed; nothing was changed: {e}",
+                path.display()
+            ),
         ),
     )
 }

@@ -134,9 +134,7 @@ pub(crate) fn build_set(sources: &[(String, String)]) -> Result<CalendarSet, Cal
 
 fn load_calendars(dir: &Path) -> Result<Arc<CalendarSet>, Problem> {
     let sources = read_sources(dir)?;
-    build_set(&sources)
-        .map(Arc::new)
-        .map_err(|e| problem(&e))
+    build_set(&sources).map(Arc::new).map_err(|e| problem(&e))
 }
 
 fn load_policies(data_dir: &Path) -> PolicyState {
@@ -246,6 +244,40 @@ impl CalendarRuntime {
             overrides,
         })
     }
+}
+
+/// The target for reading calendar data (calendars, policies, overrides, evaluations): the data is
+/// the same for every environment, so `perm` held in any scope lets one read it. The target is
+/// that of a binding whose role grants `perm` (global if one is global); with none, global, which
+/// the pipeline then refuses.
+pub(crate) async fn reference_target(
+    state: &AppState,
+    p: &ballast_core::guard::Principal,
+    perm: ballast_core::authz::Permission,
+) -> Result<ballast_core::authz::Target, ApiError> {
+    use ballast_core::authz::{Scope, Target};
+    let roles = state.store.roles().await?;
+    let granting: Vec<&Scope> = p
+        .bindings
+        .iter()
+        .filter(|b| {
+            roles
+                .iter()
+                .any(|r| r.key == b.role && r.permissions.contains(&perm))
+        })
+        .map(|b| &b.scope)
+        .collect();
+    if granting.iter().any(|s| **s == Scope::Global) {
+        return Ok(Target::global());
+    }
+    Ok(match granting.first() {
+        Some(Scope::Environment(e)) => Target::environment(e),
+        Some(Scope::BusinessSystem(b)) => Target {
+            business_system: Some(b.clone()),
+            ..Target::default()
+        },
+        _ => Target::global(),
+    })
 }
 
 /// The calendar API and pages (merged into the application router by `crate::router`).

@@ -143,15 +143,17 @@ impl OverrideState {
             std::fs::read_to_string(path)
                 .map_err(|e| e.to_string())
                 .and_then(|t| {
-                    serde_json::from_str::<OverrideFile>(&t).map_err(|e| {
-                        format!("line {}, column {}: {e}", e.line(), e.column())
-                    })
+                    serde_json::from_str::<OverrideFile>(&t)
+                        .map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))
                 })
                 .map(|f| f.overrides)
                 .map_err(|e| {
                     Problem::new(
                         "override.store_unreadable",
-                        format!("紧急放行记录文件 {} 无法读取（{e}），所有紧急放行均不生效", path.display()),
+                        format!(
+                            "紧急放行记录文件 {} 无法读取（{e}），所有紧急放行均不生效",
+                            path.display()
+                        ),
                         format!(
                             "the override file {} cannot be read ({e}); no override is in effect",
                             path.display()
@@ -195,7 +197,7 @@ impl CalendarRuntime {
     pub fn override_records(&self) -> Result<Vec<OverrideRecord>, Problem> {
         self.refresh_overrides();
         let mut r = read_lock(&self.overrides).records.clone()?;
-        r.sort_by(|a, b| b.requested_at.cmp(&a.requested_at));
+        r.sort_by_key(|o| std::cmp::Reverse(o.requested_at));
         Ok(r)
     }
 
@@ -212,7 +214,8 @@ impl CalendarRuntime {
         let tmp = path.with_file_name(format!(".{}.tmp", super::OVERRIDES_FILE));
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &path)?;
-        *write_lock(&self.overrides) = OverrideState::from_records(Ok(records.to_vec()), mtime(&path));
+        *write_lock(&self.overrides) =
+            OverrideState::from_records(Ok(records.to_vec()), mtime(&path));
         Ok(())
     }
 }
@@ -280,7 +283,11 @@ fn nonempty(v: &Option<String>) -> Option<String> {
 
 /// Records a request (status `pending`, no effect until approved). Needs `job.run` in the
 /// environment: whoever may run there may ask for an exception, never grant it.
-pub async fn request(state: &AppState, p: &Principal, input: &NewOverride) -> ApiResult<OverrideRecord> {
+pub async fn request(
+    state: &AppState,
+    p: &Principal,
+    input: &NewOverride,
+) -> ApiResult<OverrideRecord> {
     let environment = input.environment.trim().to_string();
     let mut rec = OverrideRecord {
         id: String::new(),
@@ -342,14 +349,22 @@ pub async fn request(state: &AppState, p: &Principal, input: &NewOverride) -> Ap
         let e = PolicyError::OverrideTimeBoxInvalid {
             max_hours: MAX_OVERRIDE_HOURS,
         };
-        return Err(invalid(e.code(), "valid_until", e.message_zh(), e.message_en()));
+        return Err(invalid(
+            e.code(),
+            "valid_until",
+            e.message_zh(),
+            e.message_en(),
+        ));
     }
     if rec.valid_until <= now {
         return Err(invalid(
             "override.time_box_invalid",
             "valid_until",
             format!("结束时间 {} 已过", rec.valid_until.to_rfc3339()),
-            format!("valid_until {} is already past", rec.valid_until.to_rfc3339()),
+            format!(
+                "valid_until {} is already past",
+                rec.valid_until.to_rfc3339()
+            ),
         ));
     }
     let rt = &state.calendar;
@@ -435,7 +450,13 @@ pub async fn approve(state: &AppState, p: &Principal, id: &str) -> ApiResult<Ove
     rec.approved_at = Some(now);
     let records: Vec<OverrideRecord> = previous
         .iter()
-        .map(|r| if r.id == rec.id { rec.clone() } else { r.clone() })
+        .map(|r| {
+            if r.id == rec.id {
+                rec.clone()
+            } else {
+                r.clone()
+            }
+        })
         .collect();
     let d = draft(p, "override.approve", Outcome::Success)
         .object(&rec.id)

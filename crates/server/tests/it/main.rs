@@ -6,6 +6,7 @@ mod api;
 mod audit;
 mod authn;
 mod browser;
+mod calendar;
 mod postgres;
 mod ui;
 

@@ -107,22 +107,44 @@ async fn two_replicas_share_one_postgres_database() {
 async fn database_unavailable_answers_503_and_changes_nothing() {
     let url = fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = Config { data_dir: dir.path().to_path_buf(), database: Some(url.clone()), ..Config::default() };
-    let (state, _) = ballast_server::start(config, Arc::new(ManualClock::new(t0()))).await.unwrap();
-    let token = ballast_server::admin::token_create(&state, "admin", "t", &[], None).await.unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        database: Some(url.clone()),
+        ..Config::default()
+    };
+    let (state, _) = ballast_server::start(config, Arc::new(ManualClock::new(t0())))
+        .await
+        .unwrap();
+    let token = ballast_server::admin::token_create(&state, "admin", "t", &[], None)
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = ballast_server::router(state.clone());
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
     });
     let users_before = state.store.users().await.unwrap().len();
     // Take the database away: refuse new connections and end the open ones.
     let name = url.rsplit('/').next().unwrap().to_string();
     let admin_url = std::env::var("BALLAST_TEST_POSTGRES_URL").unwrap();
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).execute(&mut conn).await.unwrap();
-    sqlx::query(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).execute(&mut conn).await.unwrap();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
     let c = reqwest::Client::new();
     let r = c
         .post(format!("http://{addr}/api/v1/users"))
@@ -132,11 +154,17 @@ async fn database_unavailable_answers_503_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "database.unavailable");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "database.unavailable"
+    );
     let ready = c.get(format!("http://{addr}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     // Back again: nothing was written by the failed request.
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let mut users = Vec::new();
     for _ in 0..50 {
         if let Ok(u) = state.store.users().await {
@@ -146,5 +174,10 @@ async fn database_unavailable_answers_503_and_changes_nothing() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(users.len(), users_before);
-    assert!(ballast_server::verify::chain_status(&state).await.unwrap().intact);
+    assert!(
+        ballast_server::verify::chain_status(&state)
+            .await
+            .unwrap()
+            .intact
+    );
 }
