@@ -5,6 +5,7 @@
 mod assess_cmd;
 mod calendar_cmd;
 mod catalog_cmd;
+mod exec_cmd;
 mod output;
 mod server_cmd;
 
@@ -49,6 +50,15 @@ enum Cmd {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(server_cmd::AuditCmd),
+    /// Run an ad-hoc command on hosts through a server; one status line per host, exit 0 only if
+    /// every host succeeded.
+    Exec(exec_cmd::ExecArgs),
+    /// Job plans on a server.
+    #[command(subcommand)]
+    Job(exec_cmd::JobCmd),
+    /// The agent on a managed host: enrols once with a token, then keeps one outbound mutual-TLS
+    /// connection to the server and runs the tasks it receives.
+    Agent(exec_cmd::AgentArgs),
     /// Print the version.
     Version,
 }
@@ -75,6 +85,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Serve(args) => server_cmd::run_serve(args),
         Cmd::Admin(cmd) => server_cmd::run_admin(cmd, &mut stdout),
         Cmd::Audit(cmd) => server_cmd::run_audit(cmd, &mut stdout),
+        Cmd::Exec(args) => exec_cmd::run_exec(args, &mut stdout),
+        Cmd::Job(cmd) => exec_cmd::run_job(cmd, &mut stdout),
+        Cmd::Agent(args) => exec_cmd::run_agent(args),
         Cmd::Version => {
             writeln!(stdout, "ballast {}", env!("CARGO_PKG_VERSION"))?;
             Ok(0)

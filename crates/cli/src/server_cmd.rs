@@ -69,6 +69,9 @@ pub enum AdminCmd {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Agent enrolment tokens.
+    #[command(subcommand, name = "enroll-token")]
+    EnrollToken(EnrollTokenCmd),
     /// Write every record (users, roles, audit chain, …) as JSON, to move between backends.
     Export {
         #[command(flatten)]
@@ -154,6 +157,17 @@ pub enum TokenCmd {
         permissions: Vec<String>,
         #[arg(long)]
         days: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EnrollTokenCmd {
+    /// Create a one-time token with which one `ballast agent` enrols into ENV; prints it once.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        environment: String,
     },
 }
 
@@ -307,6 +321,17 @@ pub fn run_admin(cmd: AdminCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
                 .await
             })?;
             writeln!(out, "{secret}")?;
+        }
+        AdminCmd::EnrollToken(EnrollTokenCmd::Create { db, environment }) => {
+            let (token, expires) = rt.block_on(async {
+                admin::enroll_token_create(&admin::open(db.config()?, true).await?, &environment)
+                    .await
+            })?;
+            writeln!(out, "{token}")?;
+            eprintln!(
+                "有效期至 valid until {} (one use, environment {environment})",
+                expires.to_rfc3339()
+            );
         }
         AdminCmd::Export { db, output } => {
             let dump = rt.block_on(async {

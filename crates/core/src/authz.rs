@@ -54,10 +54,13 @@ pub enum Permission {
     CmdbRead,
     #[serde(rename = "cmdb.write")]
     CmdbWrite,
+    /// Agents, enrolment tokens, SSH credentials and host keys, dangerous-command rules.
+    #[serde(rename = "exec.manage")]
+    ExecManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 20] = [
+    pub const ALL: [Permission; 21] = [
         Permission::UserRead,
         Permission::UserManage,
         Permission::RoleRead,
@@ -78,6 +81,7 @@ impl Permission {
         Permission::JobRun,
         Permission::CmdbRead,
         Permission::CmdbWrite,
+        Permission::ExecManage,
     ];
 
     pub fn key(self) -> &'static str {
@@ -102,6 +106,7 @@ impl Permission {
             Permission::JobRun => "job.run",
             Permission::CmdbRead => "cmdb.read",
             Permission::CmdbWrite => "cmdb.write",
+            Permission::ExecManage => "exec.manage",
         }
     }
 
@@ -244,6 +249,9 @@ pub fn builtin_roles() -> Vec<Role> {
                 CalendarRead,
                 CalendarManage,
                 AuditRead,
+                ExecManage,
+                JobRead,
+                ScriptRead,
             ],
         ),
         role(

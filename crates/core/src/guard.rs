@@ -83,8 +83,8 @@ pub struct Action {
     pub requested_by: Option<UserId>,
     /// Stable key of the operation (`user.create`, `job.run`), for policies and audit.
     pub operation: String,
-    /// Content to inspect (a script or command), if any.
-    pub content: Option<String>,
+    /// Content to inspect (scripts and commands) for the dangerous-content stage.
+    pub content: Vec<Content>,
     /// Allowed while the user must still change the initial password (only the change itself).
     pub allowed_before_password_change: bool,
     /// An action on the caller's own account (own password, own second factor, own tokens): no
@@ -106,7 +106,7 @@ impl Action {
             other_environments: Vec::new(),
             requested_by: None,
             operation: operation.to_string(),
-            content: None,
+            content: Vec::new(),
             allowed_before_password_change: false,
             own_account: false,
         }
@@ -124,6 +124,16 @@ impl Action {
             )
         }
     }
+}
+
+/// A piece of content an action would run, for the dangerous-content stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Content {
+    /// Where it comes from, for messages: `step 2 "deploy"`, `ad-hoc command`.
+    pub label: String,
+    /// `bash`, `sh`, `python3`, `sql`.
+    pub language: String,
+    pub text: String,
 }
 
 /// Everything a check may look at.

@@ -25,7 +25,8 @@ pub async fn open(config: Config, bootstrap: bool) -> anyhow::Result<AppState> {
     if bootstrap {
         state::bootstrap(store.as_ref(), clock.as_ref(), &config).await?;
     }
-    Ok(state::shared(store, clock, config, key))
+    let holder = format!("local-admin:{}", std::process::id());
+    state::shared(store, clock, config, key, &holder, bootstrap).await
 }
 
 /// The operator at this machine's console, named by the operating-system account.
@@ -156,4 +157,15 @@ pub async fn export(state: &AppState) -> anyhow::Result<Dump> {
 
 pub async fn import(state: &AppState, dump: &Dump) -> anyhow::Result<()> {
     Ok(state.store.import_all(dump).await?)
+}
+
+/// `ballast admin enroll-token create --environment ENV`: a one-time agent enrolment token.
+pub async fn enroll_token_create(
+    state: &AppState,
+    environment: &str,
+) -> anyhow::Result<(String, chrono::DateTime<chrono::Utc>)> {
+    let p = local_principal(state.clock.now());
+    crate::exec::service::create_enroll_token(state, &p, environment)
+        .await
+        .map_err(err)
 }

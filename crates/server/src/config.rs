@@ -38,6 +38,11 @@ pub struct Config {
     pub token_days: i64,
     /// Write a signed audit checkpoint every this many seconds (when the chain grew).
     pub checkpoint_seconds: u64,
+    /// The key that seals secrets at rest (default `<data_dir>/credential.key`, created on first
+    /// start). Replicas on one PostgreSQL database must share it. `BALLAST_CREDENTIAL_KEY_FILE`.
+    pub credential_key_file: Option<PathBuf>,
+    /// Operation automation (`[exec]`).
+    pub exec: crate::exec::ExecConfig,
 }
 
 impl Default for Config {
@@ -62,6 +67,8 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             token_days: 90,
             checkpoint_seconds: 60,
+            credential_key_file: None,
+            exec: crate::exec::ExecConfig::default(),
         }
     }
 }
@@ -152,6 +159,27 @@ impl Config {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect();
+        }
+        if let Some(v) = env("BALLAST_CREDENTIAL_KEY_FILE") {
+            self.credential_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("BALLAST_AGENT_LISTEN") {
+            self.exec.agent_listen = v.parse().map_err(|e| {
+                bad(
+                    "BALLAST_AGENT_LISTEN",
+                    format!("{v:?} is not host:port ({e})"),
+                )
+            })?;
+        }
+        if let Some(v) = env("BALLAST_LOCAL_ENVIRONMENTS") {
+            self.exec.local_environments = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(v) = env("BALLAST_WEBHOOK_URL") {
+            self.exec.webhook_url = Some(v);
         }
         if let Some(v) = env("BALLAST_SECURE_COOKIES") {
             self.secure_cookies = matches!(v.as_str(), "1" | "true" | "yes");

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod calendar;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod export;
 pub mod metrics;
 pub mod service;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(ui::routes())
         .merge(calendar::routes())
+        .merge(exec::routes())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -92,7 +94,8 @@ pub async fn start(
             &format!("{pw}\n"),
         )?;
     }
-    let st = state::shared(store, clock, config, key);
+    let holder = format!("{}:{}", hostname(), std::process::id());
+    let st = state::shared(store, clock, config, key, &holder, true).await?;
     match state::verify_chain(st.store.as_ref()).await? {
         Ok(_) => st
             .chain_verified
@@ -126,11 +129,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "警告：审计链校验失败，/readyz 将返回 503 / warning: the audit chain did not verify; /readyz answers 503"
         );
     }
-    let holder = format!("{}:{}", hostname(), std::process::id());
-    worker::spawn(state.clone(), holder);
+    worker::spawn(state.clone(), state.exec.owner.clone());
+    let agent_addr = exec::spawn(state.clone()).await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!(
-        "Ballast listening on http://{} ({} backend)",
+        "Ballast listening on http://{} ({} backend); agents connect to {agent_addr}",
         listener.local_addr()?,
         state.store.backend()
     );

@@ -22,6 +22,8 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     pub audit_appends: AtomicU64,
     pub logins_failed: AtomicU64,
+    /// Finished tasks by final status.
+    tasks: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
@@ -39,6 +41,12 @@ impl Metrics {
             }
             h.sum += seconds;
             h.count += 1;
+        }
+    }
+
+    pub fn task_finished(&self, status: &str) {
+        if let Ok(mut t) = self.tasks.lock() {
+            *t.entry(status.to_string()).or_default() += 1;
         }
     }
 
@@ -91,6 +99,16 @@ impl Metrics {
                     "ballast_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
                     h.count
                 );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP ballast_tasks_finished_total Tasks finished by this replica, by final status."
+        );
+        let _ = writeln!(o, "# TYPE ballast_tasks_finished_total counter");
+        if let Ok(t) = self.tasks.lock() {
+            for (status, n) in t.iter() {
+                let _ = writeln!(o, "ballast_tasks_finished_total{{status=\"{status}\"}} {n}");
             }
         }
         let _ = writeln!(

@@ -31,7 +31,12 @@ pub fn actor(p: &Principal) -> Actor {
     }
 }
 
-fn draft(p: &Principal, action: &str, object_type: &str, outcome: Outcome) -> AuditDraft {
+pub(crate) fn draft(
+    p: &Principal,
+    action: &str,
+    object_type: &str,
+    outcome: Outcome,
+) -> AuditDraft {
     AuditDraft::new(actor(p), action, object_type, outcome)
         .from_ip(p.source_ip.map(|ip| ip.to_string()))
 }

@@ -29,6 +29,8 @@ pub struct AppState {
     pub chain_verified: Arc<AtomicBool>,
     /// Trading calendars, change-window policies and overrides (`crate::calendar`).
     pub calendar: Arc<crate::calendar::CalendarRuntime>,
+    /// Operation automation: runner, agent hub, credential sealing, run engine (`crate::exec`).
+    pub exec: Arc<crate::exec::ExecRuntime>,
 }
 
 impl AppState {
@@ -232,27 +234,42 @@ pub async fn verify_chain(
     }
 }
 
-/// The standard pipeline of ballast-core plus the change-window check (`crate::calendar`). Later
-/// modules add their checks here (dangerous content, approval).
-pub fn pipeline(calendar: Arc<crate::calendar::CalendarRuntime>) -> Pipeline {
-    Pipeline::standard().with(Box::new(crate::calendar::ChangeWindowCheck::new(calendar)))
+/// The standard pipeline of ballast-core plus the change-window check (`crate::calendar`) and the
+/// dangerous-content check (`crate::exec::danger`). Approvals are the approval stage's verdicts
+/// (`NeedsApproval`), which the callers turn into approval requests.
+pub fn pipeline(
+    calendar: Arc<crate::calendar::CalendarRuntime>,
+    danger: Arc<crate::exec::danger::RuleSet>,
+) -> Pipeline {
+    Pipeline::standard()
+        .with(Box::new(crate::calendar::ChangeWindowCheck::new(calendar)))
+        .with(Box::new(crate::exec::danger::DangerCheck(danger)))
 }
 
-pub fn shared(
+/// The shared state; `holder` names this replica (run leases). `init` lets start-up create what
+/// the database lacks (the agents' CA); without it (`ballast admin import` needs an empty
+/// database) a missing CA is replaced by a temporary one that is never stored.
+pub async fn shared(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: Config,
     key: CheckpointKey,
-) -> AppState {
+    holder: &str,
+    init: bool,
+) -> anyhow::Result<AppState> {
     let calendar = Arc::new(crate::calendar::CalendarRuntime::load(&config.data_dir));
-    AppState {
+    let exec = Arc::new(
+        crate::exec::ExecRuntime::load(&config, store.clone(), clock.clone(), holder, init).await?,
+    );
+    Ok(AppState {
         store,
         clock,
         config: Arc::new(config),
-        pipeline: Arc::new(pipeline(calendar.clone())),
+        pipeline: Arc::new(pipeline(calendar.clone(), exec.danger.clone())),
         checkpoint_key: Arc::new(key),
         metrics: Arc::new(Metrics::default()),
         chain_verified: Arc::new(AtomicBool::new(false)),
         calendar,
-    }
+        exec,
+    })
 }

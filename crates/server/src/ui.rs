@@ -313,6 +313,10 @@ impl Tr {
     pub fn other_lang(&self) -> &'static str {
         if self.0 == Lang::Zh { "en" } else { "zh" }
     }
+    /// One of two texts by language (pages with few strings of their own).
+    pub fn pick<'a>(&self, zh: &'a str, en: &'a str) -> &'a str {
+        if self.0 == Lang::Zh { zh } else { en }
+    }
     /// A problem's message in this language.
     pub fn problem(&self, p: &ballast_core::Problem) -> String {
         if self.0 == Lang::Zh {
@@ -331,6 +335,8 @@ pub struct Me {
     pub can_users: bool,
     pub can_audit: bool,
     pub can_calendar: bool,
+    /// Scripts, plans and runs are readable in some scope.
+    pub can_jobs: bool,
 }
 
 pub(crate) fn html<T: Template>(t: T) -> Response {
@@ -374,6 +380,13 @@ impl Page {
                 self.roles.iter().any(|r| {
                     r.key == b.role
                         && r.permissions.contains(&Permission::CalendarRead)
+                        && r.allows_source(p.source_ip)
+                })
+            }),
+            can_jobs: p.bindings.iter().any(|b| {
+                self.roles.iter().any(|r| {
+                    r.key == b.role
+                        && r.permissions.contains(&Permission::JobRead)
                         && r.allows_source(p.source_ip)
                 })
             }),
@@ -838,7 +851,7 @@ fn modules(t: Tr, me: &Me) -> Vec<Module> {
             "/calendar",
             me.can_calendar,
         ),
-        m("作业执行", "Job execution", "", false),
+        m("作业执行", "Job execution", "/runs", me.can_jobs),
         m("配置管理 CMDB", "CMDB", "", false),
         m("监控与告警", "Monitoring & alerting", "", false),
         m("巡检", "Inspections", "", false),

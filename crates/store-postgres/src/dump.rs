@@ -109,7 +109,8 @@ pub(crate) async fn export(conn: &mut PgConnection) -> Result<Dump> {
         environments: environments(&mut *conn).await?,
         tokens: tokens(&mut *conn).await?,
         audit: audit_records(&mut *conn).await?,
-        checkpoints: checkpoints(conn).await?,
+        checkpoints: checkpoints(&mut *conn).await?,
+        exec: crate::exec::export(conn).await?,
     })
 }
 
@@ -302,12 +303,16 @@ pub(crate) async fn import(conn: &mut PgConnection, d: &Dump) -> Result<()> {
     if let Some(last) = d.audit.iter().max_by_key(|r| r.seq) {
         audit::set_head(&mut *conn, last.seq, &last.hash).await?;
     }
+    crate::exec::import(&mut *conn, &d.exec).await?;
     reset_identities(conn).await
 }
 
 /// Ids were inserted explicitly: the identity sequences continue after the largest.
 async fn reset_identities(conn: &mut PgConnection) -> Result<()> {
-    for table in ["users", "api_tokens"] {
+    let tables = ["users", "api_tokens"]
+        .into_iter()
+        .chain(crate::exec::ID_TABLES);
+    for table in tables {
         sqlx::query(&format!(
             "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
              COALESCE(max(id), 0) + 1, false) FROM {table}"

@@ -6,12 +6,16 @@
 //! - Audit appends are serialised across replicas by a row lock on the one-row `audit_head`
 //!   table (see [`audit`]); leases are taken with one atomic `INSERT … ON CONFLICT … DO UPDATE …
 //!   WHERE` (see [`PostgresStore::try_lease`](Store::try_lease)).
+//! - The engine's storage (`ballast_store::exec`) is in `exec`, its statements shared with the
+//!   SQLite backend; replicas claim runs with `FOR UPDATE SKIP LOCKED`, so a run is never handed
+//!   to two of them.
 //! - Text ordering uses the "C" collation, so lists come out in the same order as on SQLite
 //!   whatever the database's locale.
 
 mod audit;
 mod dump;
 mod error;
+mod exec;
 mod rows;
 mod tx;
 

@@ -20,7 +20,7 @@ pub(crate) struct PgTx {
 }
 
 impl PgTx {
-    fn conn(&mut self) -> &mut PgConnection {
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
     }
 }

@@ -107,7 +107,8 @@ pub(crate) async fn export(conn: &mut SqliteConnection) -> Result<Dump> {
         environments: environments(&mut *conn).await?,
         tokens: tokens(&mut *conn).await?,
         audit: audit_records(&mut *conn).await?,
-        checkpoints: checkpoints(conn).await?,
+        checkpoints: checkpoints(&mut *conn).await?,
+        exec: crate::exec::export(conn).await?,
     })
 }
 
@@ -296,7 +297,7 @@ pub(crate) async fn import(conn: &mut SqliteConnection, d: &Dump) -> Result<()> 
         import_checkpoint(&mut *conn, c).await?;
     }
     if let Some(last) = d.audit.iter().max_by_key(|r| r.seq) {
-        audit::set_head(conn, last.seq, &last.hash).await?;
+        audit::set_head(&mut *conn, last.seq, &last.hash).await?;
     }
-    Ok(())
+    crate::exec::import(conn, &d.exec).await
 }

@@ -10,10 +10,13 @@
 //! - `foreign_keys = ON`, a busy timeout, and every write transaction starting with
 //!   `BEGIN IMMEDIATE` (see [`tx`]), which also serialises the audit chain's appends.
 //! - Migrations under `migrations/`, embedded and applied when the store opens.
+//! - The engine's storage (`ballast_store::exec`) is in `exec`; its statements are shared with
+//!   the PostgreSQL backend (`exec_common.rs`). `claim_runs` runs under the write lock.
 
 mod audit;
 mod dump;
 mod error;
+mod exec;
 mod rows;
 mod tx;
 

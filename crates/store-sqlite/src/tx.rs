@@ -21,7 +21,7 @@ pub(crate) struct SqliteTx {
 }
 
 impl SqliteTx {
-    fn conn(&mut self) -> &mut SqliteConnection {
+    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.tx
     }
 }

@@ -19,7 +19,17 @@
 //! - audit search: newest first, `from` inclusive, `to` exclusive, `action_prefix` and `text`
 //!   case-sensitive and literal (no wildcards), `limit` 0 returns nothing;
 //! - lists are ordered: users and tokens by id, roles by key, environments by name, bindings by
-//!   (user, role, scope), recovery-code hashes by hash, checkpoints by sequence number.
+//!   (user, role, scope), recovery-code hashes by hash, checkpoints by sequence number;
+//! - the engine (`exec`): a duplicate script or plan name, version, agent id or certificate
+//!   fingerprint, enrolment-token hash or output sequence number, a run of a plan version or a
+//!   task of a step that does not exist is a `Conflict`; a version of an unknown script or plan,
+//!   a change to an unknown row is `NotFound`; deciding a decided approval and revoking a revoked
+//!   agent are `Conflict`; a lease expires at `lease_until` (a claim at that instant takes it
+//!   over); `update_run_progress` by anyone but the lease holder is `Conflict`; a status change to
+//!   a final status (run: succeeded, failed, cancelled, blocked; step: succeeded, failed, skipped,
+//!   cancelled) sets `finished_at` once, the first progress past `pending` sets `started_at`;
+//!   `mark_tasks` sets `finished_at` where it is empty; an agent's last-seen time never moves
+//!   backwards; an enrolment token expires at `expires_at`.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -32,7 +42,11 @@ use ballast_core::user::{User, UserId, UserKind};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::json;
 
-use crate::{ApiToken, AuditQuery, Environment, NewUserRow, Result, Session, Store, StoreError};
+use crate::{
+    AgentRow, ApiToken, ApprovalRow, AuditQuery, EnrollTokenRow, Environment, HostKeyRow,
+    NewUserRow, OutputChunkRow, PlanRow, PlanVersionRow, Result, RunQuery, RunRow, ScriptRow,
+    ScriptVersionRow, Session, SettingRow, SshCredentialRow, StepRow, Store, StoreError, TaskRow,
+};
 
 /// What a backend's test binary provides to the suite: a fresh, empty store of its own.
 #[async_trait]
@@ -72,6 +86,19 @@ macro_rules! conformance_tests {
             leases,
             checkpoints_insert_and_list,
             timestamps_keep_microseconds,
+            exec_scripts_and_versions,
+            exec_plans_and_versions,
+            exec_approvals_decided_once,
+            exec_run_steps_tasks_output,
+            exec_run_and_step_status,
+            exec_claim_runs_exclusive,
+            exec_claim_runs_concurrent,
+            exec_run_progress_needs_lease,
+            exec_mark_tasks,
+            exec_agents_revoke_touch,
+            exec_enroll_token_once,
+            exec_ssh_credentials_and_host_keys,
+            exec_settings,
         );
         $crate::conformance_tests!(@fixture $make;
             audit_is_append_only,
@@ -1614,6 +1641,1298 @@ pub async fn timestamps_keep_microseconds(store: &dyn Store) {
     verified_chain(store).await;
 }
 
+// ---------------------------------------------------------------- the engine (exec)
+
+fn script_row(name: &str, when: DateTime<Utc>) -> ScriptRow {
+    ScriptRow {
+        id: 0,
+        name: name.to_string(),
+        description: format!("{name} 脚本"),
+        language: "bash".to_string(),
+        created_by: "alice".to_string(),
+        created_at: when,
+    }
+}
+
+fn script_version_row(script_id: i64, version: i64, when: DateTime<Utc>) -> ScriptVersionRow {
+    let content = format!("#!/bin/bash\necho v{version}\n");
+    ScriptVersionRow {
+        script_id,
+        version,
+        sha256: format!("{:064x}", version),
+        content,
+        params: json!([{"name": "target", "kind": "string", "required": true}]),
+        state: "draft".to_string(),
+        note: format!("版本 {version}"),
+        author: "alice".to_string(),
+        created_at: when,
+        state_changed_by: None,
+        state_changed_at: None,
+    }
+}
+
+fn plan_row(name: &str, when: DateTime<Utc>) -> PlanRow {
+    PlanRow {
+        id: 0,
+        name: name.to_string(),
+        description: format!("{name} 作业"),
+        created_by: "alice".to_string(),
+        created_at: when,
+    }
+}
+
+fn plan_version_row(plan_id: i64, version: i64, when: DateTime<Utc>) -> PlanVersionRow {
+    PlanVersionRow {
+        plan_id,
+        version,
+        spec: json!({"steps": [{"name": "备份", "kind": "script", "script": "backup"}]}),
+        author: "alice".to_string(),
+        created_at: when,
+    }
+}
+
+fn approval_row(kind: &str, object_id: &str, when: DateTime<Utc>) -> ApprovalRow {
+    ApprovalRow {
+        id: 0,
+        kind: kind.to_string(),
+        object_type: "run".to_string(),
+        object_id: object_id.to_string(),
+        environment: Some("prod".to_string()),
+        requested_by: "alice".to_string(),
+        requested_at: when,
+        reason: "例行变更".to_string(),
+        payload: json!({"findings": ["rm -rf"]}),
+        state: "pending".to_string(),
+        decided_by: None,
+        decided_at: None,
+        comment: None,
+    }
+}
+
+fn run_row(status: &str, when: DateTime<Utc>) -> RunRow {
+    RunRow {
+        id: 0,
+        kind: "adhoc".to_string(),
+        plan_id: None,
+        plan_version: None,
+        name: "uptime".to_string(),
+        environment: "prod".to_string(),
+        status: status.to_string(),
+        requested_by: "alice".to_string(),
+        created_at: when,
+        started_at: None,
+        finished_at: None,
+        spec: json!({"command": "uptime", "hosts": ["local"]}),
+        secrets_sealed: None,
+        current_step: 0,
+        owner: None,
+        lease_until: None,
+        message: None,
+        updated_at: when,
+    }
+}
+
+fn step_row(idx: i64, kind: &str) -> StepRow {
+    StepRow {
+        run_id: 0,
+        idx,
+        name: format!("步骤 {idx}"),
+        kind: kind.to_string(),
+        status: "pending".to_string(),
+        attempt: 0,
+        started_at: None,
+        finished_at: None,
+        message: None,
+    }
+}
+
+fn task_row(run_id: i64, step_idx: i64, host: &str) -> TaskRow {
+    TaskRow {
+        id: 0,
+        run_id,
+        step_idx,
+        host: host.to_string(),
+        transport: "local".to_string(),
+        attempt: 1,
+        batch: 1,
+        status: "pending".to_string(),
+        exit_code: None,
+        error_code: None,
+        error_message: None,
+        stdout_bytes: 0,
+        stderr_bytes: 0,
+        truncated: false,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+fn chunk(task_id: i64, seq: i64, stream: &str, data: &[u8], when: DateTime<Utc>) -> OutputChunkRow {
+    OutputChunkRow {
+        task_id,
+        seq,
+        stream: stream.to_string(),
+        data: data.to_vec(),
+        at: when,
+    }
+}
+
+fn agent_row(id: &str, hostname: &str, when: DateTime<Utc>) -> AgentRow {
+    AgentRow {
+        id: id.to_string(),
+        hostname: hostname.to_string(),
+        environment: "prod".to_string(),
+        cert_fingerprint: format!("fp-{id}"),
+        facts: json!({"os": "debian", "cpus": 4}),
+        version: "0.1.0".to_string(),
+        enrolled_at: when,
+        last_seen_at: None,
+        revoked_at: None,
+        revoked_by: None,
+    }
+}
+
+fn enroll_token_row(hash: &str, created: DateTime<Utc>, expires: DateTime<Utc>) -> EnrollTokenRow {
+    EnrollTokenRow {
+        hash: hash.to_string(),
+        environment: "prod".to_string(),
+        created_by: "alice".to_string(),
+        created_at: created,
+        expires_at: expires,
+        used_at: None,
+        agent_id: None,
+    }
+}
+
+fn ssh_credential_row(name: &str, secret: &str, when: DateTime<Utc>) -> SshCredentialRow {
+    SshCredentialRow {
+        name: name.to_string(),
+        username: "ops".to_string(),
+        kind: "key".to_string(),
+        secret_sealed: secret.to_string(),
+        created_by: "alice".to_string(),
+        created_at: when,
+    }
+}
+
+fn host_key_row(host: &str, port: i64, key: &str, when: DateTime<Utc>) -> HostKeyRow {
+    HostKeyRow {
+        host: host.to_string(),
+        port,
+        key_line: format!("ssh-ed25519 {key}"),
+        fingerprint: format!("SHA256:{key}"),
+        pinned_by: "alice".to_string(),
+        pinned_at: when,
+    }
+}
+
+fn setting_row(key: &str, value: serde_json::Value, when: DateTime<Utc>) -> SettingRow {
+    SettingRow {
+        key: key.to_string(),
+        value,
+        updated_by: "alice".to_string(),
+        updated_at: when,
+    }
+}
+
+/// Commits a transaction with one audit record for `action`.
+async fn commit_exec(tx: Box<dyn crate::Tx>, action: &str, when: DateTime<Utc>) {
+    tx.commit(vec![draft("alice", action, Outcome::Success)], when)
+        .await
+        .must(action);
+}
+
+/// Inserts a run with `steps` steps (kind `command`) in its own transaction; returns its id.
+async fn create_run(store: &dyn Store, status: &str, steps: i64, when: DateTime<Utc>) -> i64 {
+    let mut tx = store.begin().await.must("begin");
+    let steps: Vec<StepRow> = (0..steps).map(|i| step_row(i, "command")).collect();
+    let id = tx
+        .insert_run(&run_row(status, when), &steps)
+        .await
+        .must("insert run");
+    commit_exec(tx, "run.start", when).await;
+    id
+}
+
+fn ids(runs: &[RunRow]) -> Vec<i64> {
+    runs.iter().map(|r| r.id).collect()
+}
+
+/// Scripts: unique names, immutable versions whose state changes, `NotFound` for unknown ones.
+pub async fn exec_scripts_and_versions(store: &dyn Store) {
+    let mut tx = store.begin().await.must("begin");
+    let backup = tx
+        .insert_script(&script_row("backup", at(0) + Duration::nanoseconds(999)))
+        .await
+        .must("insert backup");
+    let check = tx
+        .insert_script(&script_row("check", at(1)))
+        .await
+        .must("insert check");
+    assert_ne!(backup, check, "scripts get distinct ids");
+    tx.insert_script_version(&script_version_row(backup, 1, at(2)))
+        .await
+        .must("version 1");
+    tx.insert_script_version(&script_version_row(backup, 2, at(3)))
+        .await
+        .must("version 2");
+    commit_exec(tx, "script.create", at(3)).await;
+
+    let mut tx = store.begin().await.must("begin");
+    assert_conflict(
+        tx.insert_script(&script_row("backup", at(4))).await,
+        "a second script named backup",
+    );
+    drop(tx);
+    let mut tx = store.begin().await.must("begin");
+    assert_conflict(
+        tx.insert_script_version(&script_version_row(backup, 2, at(4)))
+            .await,
+        "a second version 2",
+    );
+    drop(tx);
+    let mut tx = store.begin().await.must("begin");
+    assert_not_found(
+        tx.insert_script_version(&script_version_row(9999, 1, at(4)))
+            .await,
+        "a version of an unknown script",
+    );
+    assert_not_found(
+        tx.set_script_version_state(backup, 7, "online", "bob", at(5))
+            .await,
+        "the state of an unknown version",
+    );
+    tx.set_script_version_state(backup, 2, "online", "bob", at(5))
+        .await
+        .must("put version 2 online");
+    commit_exec(tx, "script.online", at(5)).await;
+
+    let names: Vec<String> = store
+        .scripts()
+        .await
+        .must("scripts")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["backup", "check"], "scripts by name");
+    let by_name = store
+        .script_by_name("backup")
+        .await
+        .must("by name")
+        .must("backup");
+    assert_eq!(by_name.id, backup);
+    assert_eq!(by_name.created_at, at(0), "times kept to the microsecond");
+    assert_eq!(by_name.description, "backup 脚本");
+    assert_eq!(
+        store.script_by_id(backup).await.must("by id"),
+        Some(by_name)
+    );
+    assert_eq!(store.script_by_name("nope").await.must("by name"), None);
+    assert_eq!(store.script_by_id(9999).await.must("by id"), None);
+
+    let versions = store.script_versions(backup).await.must("versions");
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let mut expected = script_version_row(backup, 2, at(3));
+    expected.state = "online".into();
+    expected.state_changed_by = Some("bob".into());
+    expected.state_changed_at = Some(at(5));
+    assert_eq!(versions[1], expected, "version 2 reads back, state changed");
+    assert_eq!(versions[0], script_version_row(backup, 1, at(2)));
+    assert_eq!(
+        store.script_version(backup, 2).await.must("version"),
+        Some(expected)
+    );
+    assert_eq!(store.script_version(backup, 3).await.must("version"), None);
+    assert!(
+        store
+            .script_versions(check)
+            .await
+            .must("versions")
+            .is_empty()
+    );
+}
+
+/// Plans: unique names, versions, `NotFound` for a version of an unknown plan.
+pub async fn exec_plans_and_versions(store: &dyn Store) {
+    let mut tx = store.begin().await.must("begin");
+    let deploy = tx
+        .insert_plan(&plan_row("deploy", at(0)))
+        .await
+        .must("insert deploy");
+    let audit = tx
+        .insert_plan(&plan_row("audit-logs", at(1)))
+        .await
+        .must("insert audit-logs");
+    for v in 1..=2 {
+        tx.insert_plan_version(&plan_version_row(deploy, v, at(v)))
+            .await
+            .must("plan version");
+    }
+    commit_exec(tx, "plan.create", at(2)).await;
+
+    let mut tx = store.begin().await.must("begin");
+    assert_conflict(
+        tx.insert_plan(&plan_row("deploy", at(3))).await,
+        "a second plan named deploy",
+    );
+    drop(tx);
+    let mut tx = store.begin().await.must("begin");
+    assert_conflict(
+        tx.insert_plan_version(&plan_version_row(deploy, 1, at(3)))
+            .await,
+        "a second version 1",
+    );
+    drop(tx);
+    let mut tx = store.begin().await.must("begin");
+    assert_not_found(
+        tx.insert_plan_version(&plan_version_row(9999, 1, at(3)))
+            .await,
+        "a version of an unknown plan",
+    );
+    drop(tx);
+
+    let plans = store.plans().await.must("plans");
+    assert_eq!(
+        plans.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["audit-logs", "deploy"],
+        "plans by name"
+    );
+    let mut expected = plan_row("deploy", at(0));
+    expected.id = deploy;
+    assert_eq!(
+        store.plan_by_id(deploy).await.must("by id"),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store.plan_by_name("deploy").await.must("by name"),
+        Some(expected)
+    );
+    assert_eq!(store.plan_by_name("nope").await.must("by name"), None);
+    assert_eq!(
+        store.plan_versions(deploy).await.must("versions"),
+        vec![
+            plan_version_row(deploy, 1, at(1)),
+            plan_version_row(deploy, 2, at(2))
+        ]
+    );
+    assert_eq!(
+        store.plan_version(deploy, 2).await.must("version"),
+        Some(plan_version_row(deploy, 2, at(2)))
+    );
+    assert_eq!(store.plan_version(audit, 1).await.must("version"), None);
+
+    // A plan run names an existing plan version.
+    let mut tx = store.begin().await.must("begin");
+    let run = RunRow {
+        kind: "plan".into(),
+        plan_id: Some(deploy),
+        plan_version: Some(2),
+        ..run_row("pending", at(3))
+    };
+    let id = tx.insert_run(&run, &[]).await.must("plan run");
+    commit_exec(tx, "run.start", at(3)).await;
+    let mut tx = store.begin().await.must("begin");
+    let missing = RunRow {
+        plan_version: Some(9),
+        ..run.clone()
+    };
+    assert_conflict(
+        tx.insert_run(&missing, &[]).await,
+        "a run of a plan version that does not exist",
+    );
+    drop(tx);
+    let q = RunQuery {
+        plan_id: Some(deploy),
+        limit: 10,
+        ..RunQuery::default()
+    };
+    assert_eq!(ids(&store.runs(&q).await.must("runs")), [id]);
+}
+
+/// Approvals: listed newest first and by state, found by object, decided once.
+pub async fn exec_approvals_decided_once(store: &dyn Store) {
+    let mut tx = store.begin().await.must("begin");
+    let a1 = tx
+        .insert_approval(&approval_row("run.start", "1", at(0)))
+        .await
+        .must("approval 1");
+    let a2 = tx
+        .insert_approval(&approval_row("run.start", "1", at(1)))
+        .await
+        .must("approval 2");
+    let a3 = tx
+        .insert_approval(&approval_row("danger.approval", "2", at(2)))
+        .await
+        .must("approval 3");
+    commit_exec(tx, "approval.request", at(2)).await;
+
+    let mut tx = store.begin().await.must("begin");
+    tx.decide_approval(a1, "rejected", "bob", at(3), None)
+        .await
+        .must("reject a1");
+    tx.decide_approval(a2, "approved", "bob", at(4), Some("同意"))
+        .await
+        .must("approve a2");
+    commit_exec(tx, "approval.decide", at(4)).await;
+
+    let mut tx = store.begin().await.must("begin");
+    assert_conflict(
+        tx.decide_approval(a2, "rejected", "carol", at(5), None)
+            .await,
+        "deciding an approval a second time",
+    );
+    assert_not_found(
+        tx.decide_approval(9999, "approved", "carol", at(5), None)
+            .await,
+        "deciding an unknown approval",
+    );
+    drop(tx);
+
+    let read = store.approval(a2).await.must("approval").must("a2");
+    let expected = ApprovalRow {
+        id: a2,
+        state: "approved".into(),
+        decided_by: Some("bob".into()),
+        decided_at: Some(at(4)),
+        comment: Some("同意".into()),
+        ..approval_row("run.start", "1", at(1))
+    };
+    assert_eq!(read, expected, "the first decision stands");
+    let all = store.approvals(None, 10).await.must("approvals");
+    assert_eq!(
+        all.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [a3, a2, a1],
+        "newest first"
+    );
+    let pending = store.approvals(Some("pending"), 10).await.must("pending");
+    assert_eq!(pending.iter().map(|a| a.id).collect::<Vec<_>>(), [a3]);
+    assert_eq!(store.approvals(None, 1).await.must("limit").len(), 1);
+    assert!(store.approvals(None, 0).await.must("limit 0").is_empty());
+    assert_eq!(
+        store
+            .approval_for("run.start", "run", "1")
+            .await
+            .must("approval_for")
+            .map(|a| a.id),
+        Some(a2),
+        "the newest approval about the object"
+    );
+    assert_eq!(
+        store
+            .approval_for("run.start", "run", "2")
+            .await
+            .must("approval_for"),
+        None
+    );
+    assert_eq!(store.approval(9999).await.must("approval"), None);
+}
+
+/// A run with its steps, tasks and output reads back as written, in order.
+pub async fn exec_run_steps_tasks_output(store: &dyn Store) {
+    let mut tx = store.begin().await.must("begin");
+    let mut run = run_row("pending", at(0));
+    run.secrets_sealed = Some("sealed:abc".into());
+    run.id = 4242; // ignored
+    let mut steps = vec![step_row(0, "script"), step_row(1, "confirm")];
+    steps[0].run_id = 777; // ignored
+    let run_id = tx.insert_run(&run, &steps).await.must("insert run");
+    commit_exec(tx, "run.start", at(0)).await;
+    let other = create_run(store, "pending", 1, at(1)).await;
+
+    let read = store.run(run_id).await.must("run").must("the run");
+    assert_eq!(read, RunRow { id: run_id, ..run }, "the run reads back");
+    assert_eq!(store.run(9999).await.must("run"), None);
+    let read_steps = store.steps(run_id).await.must("steps");
+    assert_eq!(
+        read_steps,
+        vec![
+            StepRow {
+                run_id,
+                ..step_row(0, "script")
+            },
+            StepRow {
+                run_id,
+                ..step_row(1, "confirm")
+            },
+        ]
+    );
+
+    let mut step = read_steps[0].clone();
+    step.status = "running".into();
+    step.attempt = 1;
+    step.started_at = Some(at(2));
+    step.message = Some("运行中".into());
+    store.update_step(&step).await.must("update step");
+    assert_eq!(store.steps(run_id).await.must("steps")[0], step);
+    assert_not_found(
+        store
+            .update_step(&StepRow {
+                idx: 9,
+                ..step.clone()
+            })
+            .await,
+        "updating an unknown step",
+    );
+
+    let hosts = ["local", "agent:web01", "ssh://ops@10.0.0.5:22"];
+    let new_tasks: Vec<TaskRow> = hosts.iter().map(|h| task_row(run_id, 0, h)).collect();
+    let tasks = store.insert_tasks(&new_tasks).await.must("insert tasks");
+    assert_eq!(tasks.len(), 3);
+    for (t, h) in tasks.iter().zip(hosts) {
+        assert_eq!(t.host, h, "tasks come back in input order");
+        assert_eq!(TaskRow { id: 0, ..t.clone() }, task_row(run_id, 0, h));
+    }
+    assert!(
+        tasks.windows(2).all(|w| w[0].id < w[1].id),
+        "ids are ascending"
+    );
+    let later = store
+        .insert_tasks(&[task_row(run_id, 1, "local"), task_row(other, 0, "local")])
+        .await
+        .must("more tasks");
+    assert!(store.insert_tasks(&[]).await.must("no tasks").is_empty());
+    assert_conflict(
+        store.insert_tasks(&[task_row(run_id, 5, "local")]).await,
+        "a task of a step that does not exist",
+    );
+
+    let mut t = tasks[1].clone();
+    t.status = "succeeded".into();
+    t.exit_code = Some(0);
+    t.stdout_bytes = 11;
+    t.stderr_bytes = 3;
+    t.truncated = true;
+    t.started_at = Some(at(3));
+    t.finished_at = Some(at(4) + Duration::nanoseconds(1));
+    store.update_task(&t).await.must("update task");
+    t.finished_at = Some(at(4));
+    assert_eq!(store.task(t.id).await.must("task"), Some(t.clone()));
+    assert_not_found(
+        store
+            .update_task(&TaskRow {
+                id: 99_999,
+                ..t.clone()
+            })
+            .await,
+        "updating an unknown task",
+    );
+    let all_tasks = store.tasks(run_id, None).await.must("tasks");
+    let mut expected = tasks.clone();
+    expected[1] = t.clone();
+    expected.push(later[0].clone());
+    assert_eq!(all_tasks, expected, "tasks by step, then id");
+    assert_eq!(
+        store.tasks(run_id, Some(1)).await.must("step 1"),
+        vec![later[0].clone()]
+    );
+    assert_eq!(
+        store.tasks(other, None).await.must("other run"),
+        vec![later[1].clone()]
+    );
+
+    // Output: binary-safe, in order, paged by sequence number.
+    let tid = t.id;
+    let chunks = vec![
+        chunk(tid, 0, "stdout", b"hello ", at(5)),
+        chunk(tid, 1, "stderr", &[0xff, 0x00, 0xfe], at(5)),
+        chunk(tid, 2, "stdout", "世界\n".as_bytes(), at(6)),
+    ];
+    store.append_output(&chunks[..2]).await.must("append");
+    store.append_output(&chunks[2..]).await.must("append");
+    store.append_output(&[]).await.must("append nothing");
+    store
+        .append_output(&[chunk(tasks[0].id, 0, "stdout", b"other", at(6))])
+        .await
+        .must("another task's output");
+    assert_conflict(
+        store
+            .append_output(&[chunk(tid, 1, "stdout", b"again", at(7))])
+            .await,
+        "a chunk with a sequence number already stored",
+    );
+    assert_eq!(store.output(tid, -1, 100).await.must("output"), chunks);
+    assert_eq!(
+        store.output(tid, 0, 1).await.must("page"),
+        chunks[1..2].to_vec()
+    );
+    assert!(
+        store
+            .output(tid, 2, 100)
+            .await
+            .must("after the end")
+            .is_empty()
+    );
+    assert!(store.output(tid, -1, 0).await.must("limit 0").is_empty());
+
+    // Listing: newest first, filters, paging.
+    let q = |status: Option<&str>, before_id: Option<i64>, limit: u32| RunQuery {
+        status: status.map(str::to_string),
+        environment: Some("prod".into()),
+        plan_id: None,
+        before_id,
+        limit,
+    };
+    assert_eq!(
+        ids(&store.runs(&q(None, None, 10)).await.must("runs")),
+        [other, run_id]
+    );
+    assert_eq!(
+        ids(&store.runs(&q(None, Some(other), 10)).await.must("page")),
+        [run_id]
+    );
+    assert_eq!(
+        ids(&store.runs(&q(None, None, 1)).await.must("limit")),
+        [other]
+    );
+    assert!(
+        store
+            .runs(&q(Some("failed"), None, 10))
+            .await
+            .must("failed")
+            .is_empty()
+    );
+    let dev = RunQuery {
+        environment: Some("dev".into()),
+        limit: 10,
+        ..RunQuery::default()
+    };
+    assert!(store.runs(&dev).await.must("dev").is_empty());
+}
+
+/// A person's status changes on runs and steps, whoever holds the lease.
+pub async fn exec_run_and_step_status(store: &dyn Store) {
+    let run_id = create_run(store, "running", 2, at(0)).await;
+    assert_eq!(
+        ids(&store.claim_runs("a", at(0), at(60), 10).await.must("claim")),
+        [run_id]
+    );
+    let mut tx = store.begin().await.must("begin");
+    tx.set_step_status(run_id, 1, "succeeded", Some("已确认"), at(1))
+        .await
+        .must("confirm step");
+    tx.set_run_status(run_id, "cancelled", Some("取消"), at(2))
+        .await
+        .must("cancel run");
+    assert_not_found(
+        tx.set_run_status(9999, "cancelled", None, at(2)).await,
+        "cancelling an unknown run",
+    );
+    assert_not_found(
+        tx.set_step_status(run_id, 7, "succeeded", None, at(2))
+            .await,
+        "an unknown step",
+    );
+    commit_exec(tx, "run.cancel", at(2)).await;
+    let run = store.run(run_id).await.must("run").must("run");
+    assert_eq!(run.status, "cancelled");
+    assert_eq!(run.message.as_deref(), Some("取消"));
+    assert_eq!(run.finished_at, Some(at(2)), "a final status ends the run");
+    assert_eq!(run.updated_at, at(2));
+    assert_eq!(run.owner.as_deref(), Some("a"), "the lease is untouched");
+    let step = &store.steps(run_id).await.must("steps")[1];
+    assert_eq!(step.status, "succeeded");
+    assert_eq!(step.message.as_deref(), Some("已确认"));
+    assert_eq!(step.finished_at, Some(at(1)));
+    assert!(
+        store
+            .claim_runs("b", at(100), at(160), 10)
+            .await
+            .must("claim")
+            .is_empty(),
+        "a cancelled run is not claimed"
+    );
+}
+
+/// `claim_runs`: a run belongs to one owner until its lease expires or is released.
+pub async fn exec_claim_runs_exclusive(store: &dyn Store) {
+    let r1 = create_run(store, "pending", 1, at(0)).await;
+    let r2 = create_run(store, "running", 1, at(0)).await;
+    let r3 = create_run(store, "waiting_approval", 1, at(0)).await;
+    let done = create_run(store, "succeeded", 1, at(0)).await;
+    let blocked = create_run(store, "blocked", 1, at(0)).await;
+    let claim = |owner: &'static str, now: i64, until: i64, limit: u32| async move {
+        store
+            .claim_runs(owner, at(now), at(until), limit)
+            .await
+            .must("claim_runs")
+    };
+
+    let first = claim("a", 0, 30, 10).await;
+    assert_eq!(ids(&first), [r1, r2, r3], "claimable runs, by id");
+    assert!(first.iter().all(|r| r.owner.as_deref() == Some("a")));
+    assert!(first.iter().all(|r| r.lease_until == Some(at(30))));
+    assert!(!ids(&first).contains(&done) && !ids(&first).contains(&blocked));
+    assert!(claim("b", 10, 40, 10).await.is_empty(), "held by a");
+    assert_eq!(
+        ids(&claim("a", 10, 40, 10).await),
+        [r1, r2, r3],
+        "a renews its own"
+    );
+    assert!(
+        claim("a", 10, 40, 0).await.is_empty(),
+        "limit 0 claims nothing"
+    );
+
+    assert!(
+        !store.renew_run(r1, "b", at(50)).await.must("renew"),
+        "not b's"
+    );
+    assert!(store.renew_run(r1, "a", at(50)).await.must("renew"));
+    assert!(claim("b", 39, 70, 10).await.is_empty(), "not yet expired");
+    assert_eq!(
+        ids(&claim("b", 40, 70, 10).await),
+        [r2, r3],
+        "expired leases are taken over"
+    );
+    assert!(
+        !store.renew_run(r2, "a", at(80)).await.must("renew"),
+        "a lost r2"
+    );
+
+    store
+        .release_run(r1, "b")
+        .await
+        .must("release by non-owner");
+    assert_eq!(
+        store.run(r1).await.must("run").must("r1").owner.as_deref(),
+        Some("a"),
+        "releasing someone else's lease does nothing"
+    );
+    store.release_run(r1, "a").await.must("release");
+    let r1_row = store.run(r1).await.must("run").must("r1");
+    assert_eq!((r1_row.owner, r1_row.lease_until), (None, None));
+    assert_eq!(
+        ids(&claim("c", 41, 90, 1).await),
+        [r1],
+        "a released run is free; limit 1"
+    );
+    assert!(claim("c", 41, 90, 10).await.iter().all(|r| r.id == r1));
+}
+
+/// Eight owners claiming twenty runs at once, finishing what they get: each run is claimed
+/// exactly once.
+pub async fn exec_claim_runs_concurrent(store: &dyn Store) {
+    let mut all_runs = BTreeSet::new();
+    for _ in 0..20 {
+        all_runs.insert(create_run(store, "pending", 1, at(0)).await);
+    }
+    let claimed = std::sync::Mutex::new(Vec::<(String, i64)>::new());
+    let worker = |n: usize| {
+        let claimed = &claimed;
+        async move {
+            let owner = format!("replica-{n}");
+            loop {
+                let got = store
+                    .claim_runs(&owner, at(0), at(600), 3)
+                    .await
+                    .must("claim_runs");
+                if got.is_empty() {
+                    return;
+                }
+                for r in got {
+                    assert_eq!(r.owner.as_deref(), Some(owner.as_str()));
+                    store
+                        .update_run_progress(r.id, &owner, "succeeded", 1, None, at(1))
+                        .await
+                        .must("finish a claimed run");
+                    if let Ok(mut c) = claimed.lock() {
+                        c.push((owner.clone(), r.id));
+                    }
+                }
+            }
+        }
+    };
+    join_all((0..8).map(worker).collect()).await;
+    let claimed = claimed.into_inner().must("claims");
+    let mut seen = BTreeSet::new();
+    for (owner, id) in &claimed {
+        assert!(
+            seen.insert(*id),
+            "run {id} was claimed twice (again by {owner})"
+        );
+    }
+    assert_eq!(seen, all_runs, "every run was claimed");
+}
+
+/// `update_run_progress` is the lease holder's alone.
+pub async fn exec_run_progress_needs_lease(store: &dyn Store) {
+    let run_id = create_run(store, "pending", 2, at(0)).await;
+    assert_conflict(
+        store
+            .update_run_progress(run_id, "a", "running", 0, None, at(1))
+            .await,
+        "progress on an unclaimed run",
+    );
+    store.claim_runs("a", at(0), at(30), 10).await.must("claim");
+    assert_conflict(
+        store
+            .update_run_progress(run_id, "b", "running", 0, None, at(1))
+            .await,
+        "progress by a replica without the lease",
+    );
+    assert_not_found(
+        store
+            .update_run_progress(9999, "a", "running", 0, None, at(1))
+            .await,
+        "progress on an unknown run",
+    );
+    store
+        .update_run_progress(run_id, "a", "running", 1, Some("第二步"), at(2))
+        .await
+        .must("progress by the holder");
+    let run = store.run(run_id).await.must("run").must("run");
+    assert_eq!(run.status, "running");
+    assert_eq!(run.current_step, 1);
+    assert_eq!(run.message.as_deref(), Some("第二步"));
+    assert_eq!(
+        run.started_at,
+        Some(at(2)),
+        "the first progress starts the run"
+    );
+    assert_eq!(run.finished_at, None);
+    assert_eq!(run.updated_at, at(2));
+    store
+        .update_run_progress(run_id, "a", "failed", 1, Some("失败"), at(3))
+        .await
+        .must("the run fails");
+    let run = store.run(run_id).await.must("run").must("run");
+    assert_eq!(run.started_at, Some(at(2)), "the start time stays");
+    assert_eq!(run.finished_at, Some(at(3)), "a final status ends the run");
+    // Once the run is no longer pending or running (a person cancelled or paused it, or it
+    // ended), the engine's bookkeeping cannot overwrite it, even by the lease holder.
+    assert_conflict(
+        store
+            .update_run_progress(run_id, "a", "running", 2, None, at(4))
+            .await,
+        "progress over a final status",
+    );
+    let run = store.run(run_id).await.must("run").must("run");
+    assert_eq!(run.status, "failed");
+}
+
+/// `mark_tasks` moves the run's tasks in the given statuses, and only those.
+pub async fn exec_mark_tasks(store: &dyn Store) {
+    let run_id = create_run(store, "running", 1, at(0)).await;
+    let other = create_run(store, "running", 1, at(0)).await;
+    let statuses = ["running", "dispatched", "succeeded", "pending"];
+    let mut new_tasks: Vec<TaskRow> = statuses
+        .iter()
+        .map(|s| TaskRow {
+            status: (*s).to_string(),
+            ..task_row(run_id, 0, "local")
+        })
+        .collect();
+    new_tasks.push(TaskRow {
+        status: "running".into(),
+        ..task_row(other, 0, "local")
+    });
+    let tasks = store.insert_tasks(&new_tasks).await.must("insert tasks");
+    let moved = store
+        .mark_tasks(
+            run_id,
+            &["dispatched", "running"],
+            "unknown",
+            "exec.lost",
+            at(5),
+        )
+        .await
+        .must("mark_tasks");
+    assert_eq!(moved, 2);
+    let read = store.tasks(run_id, None).await.must("tasks");
+    let got: Vec<(&str, Option<&str>)> = read
+        .iter()
+        .map(|t| (t.status.as_str(), t.error_code.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("unknown", Some("exec.lost")),
+            ("unknown", Some("exec.lost")),
+            ("succeeded", None),
+            ("pending", None)
+        ]
+    );
+    assert_eq!(read[0].finished_at, Some(at(5)));
+    assert_eq!(
+        read[2].finished_at, None,
+        "untouched tasks keep their fields"
+    );
+    assert_eq!(
+        store
+            .task(tasks[4].id)
+            .await
+            .must("task")
+            .must("task")
+            .status,
+        "running",
+        "another run's tasks are untouched"
+    );
+    assert_eq!(
+        store
+            .mark_tasks(run_id, &[], "unknown", "exec.lost", at(6))
+            .await
+            .must("no statuses"),
+        0
+    );
+}
+
+/// Agents: unique ids and fingerprints, touched by heartbeats, revoked once.
+pub async fn exec_agents_revoke_touch(store: &dyn Store) {
+    let mut tx = store.begin().await.must("begin");
+    tx.insert_agent(&agent_row("ag-2", "web01", at(0)))
+        .await
+        .must("agent 2");
+    tx.insert_agent(&agent_row("ag-1", "web02", at(0)))
+        .await
+        .must("agent 1");
+    tx.insert_agent(&agent_row("ag-3", "web01", at(0)))
+        .await
+        .must("agent 3");
+    commit_exec(tx, "agent.enroll", at(0)).await;
+    let mut tx = store.begin().await.must("begin");
+    assert_conflict(
+        tx.insert_agent(&agent_row("ag-1", "db01", at(1))).await,
+        "a duplicate agent id",
+    );
+    drop(tx);
+    let mut tx = store.begin().await.must("begin");
+    let same_cert = AgentRow {
+        cert_fingerprint: "fp-ag-1".into(),
+        ..agent_row("ag-9", "db01", at(1))
+    };
+    assert_conflict(
+        tx.insert_agent(&same_cert).await,
+        "a duplicate certificate fingerprint",
+    );
+    drop(tx);
+
+    let order: Vec<String> = store
+        .agents()
+        .await
+        .must("agents")
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(order, ["ag-2", "ag-3", "ag-1"], "by hostname, then id");
+
+    let facts = json!({"os": "debian", "cpus": 8, "主机": "web01"});
+    store
+        .touch_agent("ag-1", at(10), Some(&facts), Some("0.2.0"))
+        .await
+        .must("touch");
+    store
+        .touch_agent("ag-1", at(5), None, None)
+        .await
+        .must("late heartbeat");
+    let a = store.agent("ag-1").await.must("agent").must("ag-1");
+    assert_eq!(a.last_seen_at, Some(at(10)), "last seen never moves back");
+    assert_eq!(a.facts, facts);
+    assert_eq!(a.version, "0.2.0", "version kept when not reported");
+    assert_not_found(
+        store.touch_agent("nope", at(10), None, None).await,
+        "touching an unknown agent",
+    );
+
+    let mut tx = store.begin().await.must("begin");
+    tx.revoke_agent("ag-1", "bob", at(20)).await.must("revoke");
+    commit_exec(tx, "agent.revoke", at(20)).await;
+    let mut tx = store.begin().await.must("begin");
+    assert_conflict(
+        tx.revoke_agent("ag-1", "carol", at(21)).await,
+        "revoking twice",
+    );
+    assert_not_found(
+        tx.revoke_agent("nope", "carol", at(21)).await,
+        "revoking an unknown agent",
+    );
+    drop(tx);
+    let a = store.agent("ag-1").await.must("agent").must("ag-1");
+    assert_eq!(a.revoked_at, Some(at(20)));
+    assert_eq!(a.revoked_by.as_deref(), Some("bob"));
+    assert_eq!(store.agent("nope").await.must("agent"), None);
+}
+
+/// Enrolment tokens: used once, refused when expired, listed newest first.
+pub async fn exec_enroll_token_once(store: &dyn Store) {
+    let mut tx = store.begin().await.must("begin");
+    tx.insert_enroll_token(&enroll_token_row("h1", at(0), at(600)))
+        .await
+        .must("token 1");
+    tx.insert_enroll_token(&enroll_token_row("h2", at(1), at(60)))
+        .await
+        .must("token 2");
+    commit_exec(tx, "agent.token", at(1)).await;
+    let mut tx = store.begin().await.must("begin");
+    assert_conflict(
+        tx.insert_enroll_token(&enroll_token_row("h1", at(2), at(60)))
+            .await,
+        "a duplicate token hash",
+    );
+    drop(tx);
+
+    let mut tx = store.begin().await.must("begin");
+    assert!(
+        tx.use_enroll_token("h1", "ag-1", at(10)).await.must("use"),
+        "a fresh token is accepted"
+    );
+    assert!(
+        !tx.use_enroll_token("h1", "ag-2", at(11)).await.must("use"),
+        "a used token is refused"
+    );
+    assert!(
+        !tx.use_enroll_token("h2", "ag-3", at(60)).await.must("use"),
+        "an expired token is refused"
+    );
+    assert!(
+        !tx.use_enroll_token("nope", "ag-3", at(10))
+            .await
+            .must("use"),
+        "an unknown token is refused"
+    );
+    commit_exec(tx, "agent.enroll", at(11)).await;
+
+    let h1 = store.enroll_token("h1").await.must("token").must("h1");
+    assert_eq!(
+        h1,
+        EnrollTokenRow {
+            used_at: Some(at(10)),
+            agent_id: Some("ag-1".into()),
+            ..enroll_token_row("h1", at(0), at(600))
+        }
+    );
+    let h2 = store.enroll_token("h2").await.must("token").must("h2");
+    assert_eq!(h2.used_at, None);
+    assert_eq!(store.enroll_token("nope").await.must("token"), None);
+    let listed: Vec<String> = store
+        .enroll_tokens()
+        .await
+        .must("tokens")
+        .into_iter()
+        .map(|t| t.hash)
+        .collect();
+    assert_eq!(listed, ["h2", "h1"], "newest first");
+}
+
+/// SSH credentials and pinned host keys: inserted or replaced, deleted once.
+pub async fn exec_ssh_credentials_and_host_keys(store: &dyn Store) {
+    let mut tx = store.begin().await.must("begin");
+    tx.put_ssh_credential(&ssh_credential_row("prod-ops", "sealed:1", at(0)))
+        .await
+        .must("credential");
+    tx.put_ssh_credential(&ssh_credential_row("dev-ops", "sealed:2", at(0)))
+        .await
+        .must("credential");
+    tx.pin_host_key(&host_key_row("10.0.0.5", 22, "AAAA1", at(0)))
+        .await
+        .must("pin");
+    tx.pin_host_key(&host_key_row("10.0.0.5", 2222, "AAAA2", at(0)))
+        .await
+        .must("pin");
+    tx.pin_host_key(&host_key_row("10.0.0.4", 22, "AAAA3", at(0)))
+        .await
+        .must("pin");
+    commit_exec(tx, "ssh.setup", at(0)).await;
+
+    let mut tx = store.begin().await.must("begin");
+    let replaced = SshCredentialRow {
+        kind: "password".into(),
+        ..ssh_credential_row("prod-ops", "sealed:3", at(5))
+    };
+    tx.put_ssh_credential(&replaced).await.must("replace");
+    let repinned = host_key_row("10.0.0.5", 22, "BBBB", at(5));
+    tx.pin_host_key(&repinned).await.must("repin");
+    assert!(tx.delete_ssh_credential("dev-ops").await.must("delete"));
+    assert!(
+        !tx.delete_ssh_credential("dev-ops")
+            .await
+            .must("delete twice")
+    );
+    assert!(tx.unpin_host_key("10.0.0.5", 2222).await.must("unpin"));
+    assert!(
+        !tx.unpin_host_key("10.0.0.5", 2222)
+            .await
+            .must("unpin twice")
+    );
+    commit_exec(tx, "ssh.change", at(5)).await;
+
+    assert_eq!(
+        store.ssh_credentials().await.must("credentials"),
+        vec![replaced.clone()]
+    );
+    assert_eq!(
+        store.ssh_credential("prod-ops").await.must("credential"),
+        Some(replaced)
+    );
+    assert_eq!(
+        store.ssh_credential("dev-ops").await.must("credential"),
+        None
+    );
+    assert_eq!(
+        store.host_key("10.0.0.5", 22).await.must("host key"),
+        Some(repinned.clone())
+    );
+    assert_eq!(
+        store.host_key("10.0.0.5", 2222).await.must("host key"),
+        None
+    );
+    assert_eq!(
+        store.host_keys().await.must("host keys"),
+        vec![host_key_row("10.0.0.4", 22, "AAAA3", at(0)), repinned],
+        "by host, then port"
+    );
+}
+
+/// Settings: a JSON value by key, replaced in place.
+pub async fn exec_settings(store: &dyn Store) {
+    assert_eq!(store.setting("danger.rules").await.must("setting"), None);
+    let rules =
+        json!([{"pattern": "rm -rf /", "level": "block"}, {"pattern": "重启", "level": "warn"}]);
+    let mut tx = store.begin().await.must("begin");
+    tx.put_setting(&setting_row("danger.rules", rules.clone(), at(0)))
+        .await
+        .must("put");
+    tx.put_setting(&setting_row("other", json!(42), at(0)))
+        .await
+        .must("put");
+    commit_exec(tx, "settings.update", at(0)).await;
+    assert_eq!(
+        store.setting("danger.rules").await.must("setting"),
+        Some(setting_row("danger.rules", rules, at(0)))
+    );
+    let mut tx = store.begin().await.must("begin");
+    let replaced = SettingRow {
+        updated_by: "bob".into(),
+        ..setting_row("danger.rules", json!({"disabled": true}), at(5))
+    };
+    tx.put_setting(&replaced).await.must("replace");
+    commit_exec(tx, "settings.update", at(5)).await;
+    assert_eq!(
+        store.setting("danger.rules").await.must("setting"),
+        Some(replaced)
+    );
+    assert_eq!(
+        store
+            .setting("other")
+            .await
+            .must("setting")
+            .map(|s| s.value),
+        Some(json!(42))
+    );
+}
+
+/// Some of everything the engine keeps (for the export/import cases).
+async fn populate_exec(store: &dyn Store) {
+    let mut tx = store.begin().await.must("begin");
+    let script = tx
+        .insert_script(&script_row("backup", at(40)))
+        .await
+        .must("script");
+    tx.insert_script_version(&script_version_row(script, 1, at(40)))
+        .await
+        .must("version");
+    tx.set_script_version_state(script, 1, "online", "bob", at(41))
+        .await
+        .must("online");
+    let plan = tx
+        .insert_plan(&plan_row("deploy", at(41)))
+        .await
+        .must("plan");
+    tx.insert_plan_version(&plan_version_row(plan, 1, at(41)))
+        .await
+        .must("plan version");
+    let approval = tx
+        .insert_approval(&approval_row("run.start", "1", at(42)))
+        .await
+        .must("approval");
+    tx.decide_approval(approval, "approved", "bob", at(43), Some("同意"))
+        .await
+        .must("decide");
+    tx.insert_approval(&approval_row("danger.approval", "1", at(43)))
+        .await
+        .must("pending approval");
+    let run = RunRow {
+        kind: "plan".into(),
+        plan_id: Some(plan),
+        plan_version: Some(1),
+        secrets_sealed: Some("sealed:xyz".into()),
+        ..run_row("pending", at(44))
+    };
+    let run_id = tx
+        .insert_run(&run, &[step_row(0, "script"), step_row(1, "approval")])
+        .await
+        .must("run");
+    tx.insert_agent(&agent_row("ag-1", "web01", at(44)))
+        .await
+        .must("agent");
+    tx.insert_agent(&agent_row("ag-2", "web02", at(44)))
+        .await
+        .must("agent");
+    tx.revoke_agent("ag-2", "bob", at(45)).await.must("revoke");
+    tx.insert_enroll_token(&enroll_token_row("h1", at(44), at(600)))
+        .await
+        .must("token");
+    tx.insert_enroll_token(&enroll_token_row("h2", at(44), at(600)))
+        .await
+        .must("token");
+    tx.use_enroll_token("h1", "ag-1", at(45)).await.must("use");
+    tx.put_ssh_credential(&ssh_credential_row("prod-ops", "sealed:1", at(45)))
+        .await
+        .must("credential");
+    tx.pin_host_key(&host_key_row("10.0.0.5", 22, "AAAA", at(45)))
+        .await
+        .must("pin");
+    tx.put_setting(&setting_row(
+        "danger.rules",
+        json!([{"pattern": "rm -rf"}]),
+        at(45),
+    ))
+    .await
+    .must("setting");
+    commit_exec(tx, "exec.populate", at(45)).await;
+
+    store
+        .touch_agent(
+            "ag-1",
+            at(46),
+            Some(&json!({"os": "debian"})),
+            Some("0.2.0"),
+        )
+        .await
+        .must("touch");
+    store
+        .claim_runs("replica-a", at(46), at(100), 10)
+        .await
+        .must("claim");
+    store
+        .update_run_progress(run_id, "replica-a", "running", 0, None, at(46))
+        .await
+        .must("progress");
+    let tasks = store
+        .insert_tasks(&[
+            task_row(run_id, 0, "local"),
+            task_row(run_id, 0, "agent:web01"),
+        ])
+        .await
+        .must("tasks");
+    let mut t = tasks[0].clone();
+    t.status = "succeeded".into();
+    t.exit_code = Some(0);
+    t.stdout_bytes = 9;
+    t.started_at = Some(at(46));
+    t.finished_at = Some(at(47));
+    store.update_task(&t).await.must("task");
+    store
+        .append_output(&[
+            chunk(t.id, 0, "stdout", b"ok\n", at(46)),
+            chunk(t.id, 1, "stderr", &[0xff, 0x00, 0x80], at(47)),
+        ])
+        .await
+        .must("output");
+}
+
 // ---------------------------------------------------------------- export and import
 
 /// Fills a store with some of everything a dump holds (and a session, which it does not).
@@ -1703,6 +3022,7 @@ pub async fn populate(store: &dyn Store) {
         )
         .await;
     }
+    populate_exec(store).await;
     let key = CheckpointKey::generate();
     let head = store.audit_head().await.must("head").must("head");
     store
@@ -1719,8 +3039,40 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
     assert_eq!(dump.format, 1);
     assert_eq!(dump.users.len(), 3);
     assert!(dump.users.iter().any(|u| u.recovery_codes == ["r1", "r2"]));
-    assert_eq!(dump.audit.len(), 10);
+    assert_eq!(dump.audit.len(), 11);
     assert_eq!(dump.checkpoints.len(), 1);
+    let x = &dump.exec;
+    let counts = [
+        x.scripts.len(),
+        x.script_versions.len(),
+        x.plans.len(),
+        x.plan_versions.len(),
+        x.approvals.len(),
+        x.runs.len(),
+        x.steps.len(),
+        x.tasks.len(),
+        x.output.len(),
+        x.agents.len(),
+        x.enroll_tokens.len(),
+        x.ssh_credentials.len(),
+        x.host_keys.len(),
+        x.settings.len(),
+    ];
+    assert_eq!(
+        counts,
+        [1, 1, 1, 1, 2, 1, 2, 2, 2, 2, 2, 1, 1, 1],
+        "the engine's data is exported"
+    );
+    assert_eq!(
+        x.output[1].data,
+        [0xff, 0x00, 0x80],
+        "output bytes verbatim"
+    );
+    assert_eq!(
+        x.runs[0].owner.as_deref(),
+        Some("replica-a"),
+        "leases are kept"
+    );
     b.import_all(&dump).await.must("import");
     let again = b.export_all().await.must("export after import");
     assert_eq!(
@@ -1745,7 +3097,7 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
     )
     .await;
     assert_eq!(
-        next[0].seq, 11,
+        next[0].seq, 12,
         "the chain continues after the imported head"
     );
     verified_chain(b).await;
@@ -1767,6 +3119,58 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
     .await
     .must("commit");
     assert!(id > max_token, "token ids continue");
+
+    // The engine's ids continue too.
+    let mut tx = b.begin().await.must("begin");
+    let script = tx
+        .insert_script(&script_row("after-import", at(33)))
+        .await
+        .must("script");
+    let plan = tx
+        .insert_plan(&plan_row("after-import", at(33)))
+        .await
+        .must("plan");
+    let approval = tx
+        .insert_approval(&approval_row("run.start", "9", at(33)))
+        .await
+        .must("approval");
+    let run = tx
+        .insert_run(&run_row("pending", at(33)), &[step_row(0, "command")])
+        .await
+        .must("run");
+    commit_exec(tx, "exec.after_import", at(33)).await;
+    let task = store_task(b, run).await;
+    let max = |v: Vec<i64>| v.into_iter().max().must("ids");
+    let x = &dump.exec;
+    assert!(
+        script > max(x.scripts.iter().map(|r| r.id).collect()),
+        "script ids continue"
+    );
+    assert!(
+        plan > max(x.plans.iter().map(|r| r.id).collect()),
+        "plan ids continue"
+    );
+    assert!(
+        approval > max(x.approvals.iter().map(|r| r.id).collect()),
+        "approval ids continue"
+    );
+    assert!(
+        run > max(x.runs.iter().map(|r| r.id).collect()),
+        "run ids continue"
+    );
+    assert!(
+        task > max(x.tasks.iter().map(|r| r.id).collect()),
+        "task ids continue"
+    );
+}
+
+/// Inserts one task for step 0 of `run`; returns its id.
+async fn store_task(store: &dyn Store, run: i64) -> i64 {
+    let tasks = store
+        .insert_tasks(&[task_row(run, 0, "local")])
+        .await
+        .must("task");
+    tasks.first().must("the task").id
 }
 
 /// Import refuses a database that holds anything, and leaves it as it was.

@@ -10,6 +10,7 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod exec;
 pub mod model;
 
 use async_trait::async_trait;
@@ -18,6 +19,7 @@ use ballast_core::authz::{Role, RoleBinding};
 use ballast_core::user::{User, UserId};
 use chrono::{DateTime, Utc};
 
+pub use exec::*;
 pub use model::*;
 
 /// Storage failures. `Unavailable` maps to HTTP 503; `Conflict` and `NotFound` to 409/404.
@@ -41,7 +43,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Read access and transactions.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ExecStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -110,7 +112,7 @@ pub trait Store: Send + Sync {
 
 /// One read-write transaction. Dropping it without commit rolls back.
 #[async_trait]
-pub trait Tx: Send {
+pub trait Tx: ExecTx + Send {
     async fn insert_user(&mut self, u: &NewUserRow) -> Result<UserId>;
     async fn update_user(&mut self, u: &User) -> Result<()>;
     async fn set_password(

@@ -97,6 +97,9 @@ pub struct Dump {
     pub tokens: Vec<ApiToken>,
     pub audit: Vec<AuditRecord>,
     pub checkpoints: Vec<Checkpoint>,
+    /// The execution engine's data (absent in dumps from before it existed).
+    #[serde(default)]
+    pub exec: crate::exec::ExecDump,
 }
 
 /// A user with its credentials and recovery-code hashes (sessions are not exported).

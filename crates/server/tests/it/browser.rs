@@ -55,6 +55,9 @@ async fn browser(profile: &std::path::Path) -> (Driver, Client) {
     .unwrap();
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
+        // Two rustls crypto providers are linked (ring for the agent hub, another through
+        // other crates): name the process default before fantoccini builds its TLS config.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         if let Ok(c) = ClientBuilder::rustls()
             .unwrap()
             .capabilities(caps.clone())

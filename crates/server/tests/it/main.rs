@@ -7,6 +7,7 @@ mod audit;
 mod authn;
 mod browser;
 mod calendar;
+mod exec;
 mod postgres;
 mod ui;
 
@@ -31,6 +32,8 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
     pub admin_password: String,
+    /// Where agents connect (the hub's TLS port).
+    pub agent_addr: SocketAddr,
 }
 
 impl TestServer {
@@ -45,11 +48,14 @@ impl TestServer {
             environments: vec!["prod".into(), "test".into()],
             ..Config::default()
         };
+        config.exec.agent_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.exec.local_environments = vec!["test".into()];
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new(t0()));
         let (state, initial) = ballast_server::start(config, clock.clone()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let agent_addr = ballast_server::exec::spawn(state.clone()).await.unwrap();
         let app = ballast_server::router(state.clone());
         tokio::spawn(async move {
             let _ = axum::serve(
@@ -64,6 +70,7 @@ impl TestServer {
             clock,
             dir,
             admin_password: initial.unwrap_or_default(),
+            agent_addr,
         }
     }
 

@@ -29,12 +29,17 @@ async fn fresh_database() -> String {
 #[tokio::test]
 async fn two_replicas_share_one_postgres_database() {
     let url = fresh_database().await;
+    // Replicas share the credential key (secrets sealed by one are opened by the other).
+    let shared = tempfile::tempdir().unwrap();
+    let key_file = shared.path().join("credential.key");
     let start = |dir: &std::path::Path| {
-        let config = Config {
+        let mut config = Config {
             data_dir: dir.to_path_buf(),
             database: Some(url.clone()),
+            credential_key_file: Some(key_file.clone()),
             ..Config::default()
         };
+        config.exec.agent_listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         ballast_server::start(config, Arc::new(ManualClock::new(t0())))
     };
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

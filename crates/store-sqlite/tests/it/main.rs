@@ -2,6 +2,7 @@
 //! is particular to a database file.
 
 mod file;
+mod sql_params;
 
 use async_trait::async_trait;
 use ballast_store::Store;

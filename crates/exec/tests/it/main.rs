@@ -1,0 +1,3 @@
+//! Integration tests of `ballast-exec`'s public API.
+
+mod danger;

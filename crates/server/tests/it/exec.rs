@@ -1,0 +1,849 @@
+//! Operation automation end to end on a real server: ad-hoc commands and plans on the server's own
+//! host, a real OpenSSH sshd and a real agent over mutual TLS; guards (dangerous content, change
+//! window, separation of duties); secrets masked; failure policies; recovery after a crash.
+
+use std::time::Duration;
+
+use ballast_store::{RunRow, StepRow, TaskRow};
+use serde_json::{Value, json};
+
+use crate::TestServer;
+
+async fn call(
+    s: &TestServer,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = s
+        .client()
+        .request(method, format!("{}{path}", s.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
+    call(s, token, reqwest::Method::POST, path, Some(body)).await
+}
+
+async fn get(s: &TestServer, token: &str, path: &str) -> (u16, Value) {
+    call(s, token, reqwest::Method::GET, path, None).await
+}
+
+/// Polls a run until `done` says so (or 30 s pass).
+async fn wait_run(s: &TestServer, token: &str, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..300 {
+        let (st, d) = get(s, token, &format!("/api/v1/runs/{id}")).await;
+        assert_eq!(st, 200, "{d}");
+        if done(&d) {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("run {id} did not reach the expected state");
+}
+
+fn finished(d: &Value) -> bool {
+    d["finished"] == true
+}
+
+fn status_is(s: &'static str) -> impl Fn(&Value) -> bool {
+    move |d: &Value| d["run"]["status"] == s
+}
+
+async fn output(s: &TestServer, token: &str, run: i64, task: i64) -> (String, String) {
+    let (st, o) = get(s, token, &format!("/api/v1/runs/{run}/tasks/{task}/output")).await;
+    assert_eq!(st, 200, "{o}");
+    let mut out = String::new();
+    let mut err = String::new();
+    for c in o["chunks"].as_array().unwrap() {
+        if c["stream"] == "stdout" {
+            out.push_str(c["text"].as_str().unwrap());
+        } else {
+            err.push_str(c["text"].as_str().unwrap());
+        }
+    }
+    (out, err)
+}
+
+async fn operator(s: &TestServer, name: &str) -> String {
+    s.user_token(
+        name,
+        &[
+            ("automation_operator", "environment:test"),
+            ("automation_operator", "environment:prod"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn adhoc_command_on_the_servers_own_host() {
+    let s = TestServer::start().await;
+    let op = operator(&s, "op1").await;
+    let (st, started) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": "local", "command": "echo ok; echo warn >&2; exit 0"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{started}");
+    let id = started["run_id"].as_i64().unwrap();
+    let d = wait_run(&s, &op, id, finished).await;
+    assert_eq!(d["run"]["status"], "succeeded", "{d}");
+    let t = &d["tasks"][0];
+    assert_eq!(t["host"], "local");
+    assert_eq!(t["status"], "succeeded");
+    assert_eq!(t["exit_code"], 0);
+    let (out, err) = output(&s, &op, id, t["id"].as_i64().unwrap()).await;
+    assert_eq!(out, "ok\n");
+    assert_eq!(err, "warn\n");
+    let audit = s.audit_actions().await;
+    assert!(audit.contains(&("job.run.start".into(), "success".into())));
+    assert!(audit.contains(&("job.run.finish".into(), "success".into())));
+
+    // A failing command: exit code kept, run finished as failed? (ad-hoc runs ignore failures to
+    // report every host; the host's status says it).
+    let (_, started) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": "local", "command": "exit 7"}),
+    )
+    .await;
+    let id = started["run_id"].as_i64().unwrap();
+    let d = wait_run(&s, &op, id, finished).await;
+    assert_eq!(d["tasks"][0]["status"], "failed");
+    assert_eq!(d["tasks"][0]["exit_code"], 7);
+
+    // `local` is not a target in prod (exec.local_environments).
+    let (_, started) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "prod", "targets": "local", "command": "echo hi"}),
+    )
+    .await;
+    if let Some(id) = started["run_id"].as_i64() {
+        let d = wait_run(&s, &op, id, finished).await;
+        assert_eq!(d["tasks"][0]["status"], "refused", "{d}");
+        assert_eq!(d["tasks"][0]["error_code"], "exec.local_not_allowed");
+    } else {
+        // The change window may refuse prod outright; either way nothing ran.
+        assert!(started["code"].as_str().is_some(), "{started}");
+    }
+}
+
+#[tokio::test]
+async fn dangerous_commands_are_blocked_before_anything_runs() {
+    let s = TestServer::start().await;
+    let op = operator(&s, "op2").await;
+    for cmd in [
+        "sudo /bin/rm -rf /",
+        "true && rm -rf \"/\"",
+        "bash -c 'mkfs.ext4 /dev/sdb'",
+        "env X=1 dd if=/dev/zero of=/dev/sda",
+    ] {
+        let (st, v) = post(
+            &s,
+            &op,
+            "/api/v1/exec",
+            json!({"environment": "test", "targets": "local", "command": cmd}),
+        )
+        .await;
+        assert_eq!(st, 403, "{cmd}: {v}");
+        assert_eq!(v["code"], "danger.blocked", "{cmd}: {v}");
+    }
+    let audit = s.audit_actions().await;
+    assert!(
+        audit
+            .iter()
+            .filter(|(a, o)| a == "job.run" && o == "denied")
+            .count()
+            >= 4
+    );
+    // Nothing was started.
+    let (_, runs) = get(&s, &op, "/api/v1/runs").await;
+    assert_eq!(runs.as_array().unwrap().len(), 0);
+    // A benign look-alike runs.
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": "local", "command": "echo 'rm -rf /'"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+}
+
+#[tokio::test]
+async fn script_goes_online_only_with_a_second_persons_approval() {
+    let s = TestServer::start().await;
+    let dev = s.user_token("dev1", &[("ops_development", "global")]).await;
+    let approver = s
+        .user_token("ops1", &[("platform_operations", "global")])
+        .await;
+    let op = operator(&s, "op3").await;
+    let (st, v) = post(
+        &s,
+        &dev,
+        "/api/v1/scripts",
+        json!({"name": "hello", "language": "bash", "content": "echo hello \"$1\"\n", "note": "first"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["version"], 1);
+    let (_, v) = post(
+        &s,
+        &dev,
+        "/api/v1/scripts",
+        json!({"name": "hello", "language": "bash", "content": "echo hello, \"$1\"\n", "note": "comma"}),
+    )
+    .await;
+    assert_eq!(v["version"], 2);
+    let (_, diff) = get(&s, &dev, "/api/v1/scripts/hello/diff?from=1&to=2").await;
+    assert!(
+        diff["unified"]
+            .as_str()
+            .unwrap()
+            .contains("+echo hello, \"$1\""),
+        "{diff}"
+    );
+
+    // A plan using it cannot run in production while no version is online.
+    let plan = json!({
+        "name": "greet", "description": "",
+        "steps": [{"name": "say", "kind": "script", "script": "hello", "args": ["world"], "targets": "local"}]
+    });
+    let (st, v) = post(&s, &dev, "/api/v1/plans", plan).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/runs",
+        json!({"plan": "greet", "environment": "prod"}),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["code"], "script.no_runnable_version", "{v}");
+
+    // Request online; the author cannot approve it, even holding the approval permission.
+    let (st, v) = post(
+        &s,
+        &dev,
+        "/api/v1/scripts/hello/versions/2/state",
+        json!({"state": "online", "reason": "reviewed"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let approval = v["approval_id"].as_i64().unwrap();
+    let (st, v) = post(
+        &s,
+        &dev,
+        &format!("/api/v1/approvals/{approval}/decide"),
+        json!({"approve": true}),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = post(
+        &s,
+        &approver,
+        &format!("/api/v1/approvals/{approval}/decide"),
+        json!({"approve": true, "comment": "ok"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, sc) = get(&s, &dev, "/api/v1/scripts/hello").await;
+    assert_eq!(sc["versions"][1]["state"], "online");
+    assert_eq!(sc["versions"][1]["state_changed_by"], "ops1");
+    assert_eq!(sc["versions"][0]["state"], "draft");
+    // Decided once.
+    let (st, _) = post(
+        &s,
+        &approver,
+        &format!("/api/v1/approvals/{approval}/decide"),
+        json!({"approve": false}),
+    )
+    .await;
+    assert_eq!(st, 409);
+
+    // The plan runs in test and records exactly which script version it ran.
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/runs",
+        json!({"plan": "greet", "environment": "test"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let id = v["run_id"].as_i64().unwrap();
+    let d = wait_run(&s, &op, id, finished).await;
+    assert_eq!(d["run"]["status"], "succeeded", "{d}");
+    assert_eq!(d["run"]["spec"]["steps"][0]["action"]["version"], 2);
+    assert_eq!(d["run"]["spec"]["plan"]["version"], 1);
+    let (out, _) = output(&s, &op, id, d["tasks"][0]["id"].as_i64().unwrap()).await;
+    assert_eq!(out, "hello, world\n");
+    let audit = s.audit_actions().await;
+    for a in [
+        "script.create",
+        "script.version.create",
+        "script.online.request",
+        "approval.decide",
+        "script.state",
+        "plan.save",
+    ] {
+        assert!(audit.iter().any(|(x, _)| x == a), "missing audit {a}");
+    }
+}
+
+#[tokio::test]
+async fn plan_with_confirmation_masks_secrets_and_pauses_on_failure() {
+    let s = TestServer::start().await;
+    let dev = s.user_token("dev2", &[("ops_development", "global")]).await;
+    let op = operator(&s, "op4").await;
+    let marker = s.dir.path().join("marker");
+    let plan = json!({
+        "name": "deploy", "description": "two steps and a confirmation",
+        "variables": [
+            {"name": "password", "type": "secret", "required": true},
+            {"name": "marker", "type": "string", "required": true}
+        ],
+        "steps": [
+            {"name": "prepare", "kind": "command", "language": "bash",
+             "command": "echo \"using ${password} now\"", "targets": "local"},
+            {"name": "go?", "kind": "confirm", "message": "prepared; continue?"},
+            {"name": "check", "kind": "command", "language": "bash",
+             "command": "test -f ${marker} || { echo missing >&2; exit 3; }", "targets": "local",
+             "on_failure": {"policy": "pause"}}
+        ]
+    });
+    let (st, v) = post(&s, &dev, "/api/v1/plans", plan).await;
+    assert_eq!(st, 200, "{v}");
+    // Unknown and missing variables: every problem named.
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/runs",
+        json!({"plan": "deploy", "environment": "test", "vars": {"nope": "1"}}),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    let msg = v["details"]["message_en"].as_str().unwrap();
+    assert!(
+        msg.contains("nope") && msg.contains("password") && msg.contains("marker"),
+        "{msg}"
+    );
+
+    let secret = "S3cr3t-Value-42";
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/runs",
+        json!({"plan": "deploy", "environment": "test",
+               "vars": {"password": secret, "marker": marker.display().to_string()}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let id = v["run_id"].as_i64().unwrap();
+    let d = wait_run(&s, &op, id, |d| {
+        d["steps"][1]["status"] == "waiting_confirmation"
+    })
+    .await;
+    assert_eq!(d["run"]["status"], "paused");
+    assert_eq!(d["steps"][0]["status"], "succeeded");
+    let (out, _) = output(&s, &op, id, d["tasks"][0]["id"].as_i64().unwrap()).await;
+    assert_eq!(out, "using ****** now\n");
+    assert!(!d.to_string().contains(secret), "secret in the run detail");
+
+    // Confirm; the check fails (no marker) and pauses for a decision.
+    let (st, v) = post(
+        &s,
+        &op,
+        &format!("/api/v1/runs/{id}/steps/1/confirm"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let d = wait_run(&s, &op, id, |d| d["steps"][2]["status"] == "paused").await;
+    assert_eq!(d["run"]["status"], "paused");
+    // Retry after fixing the cause.
+    std::fs::write(&marker, "x").unwrap();
+    let (st, v) = post(
+        &s,
+        &op,
+        &format!("/api/v1/runs/{id}/steps/2/decide"),
+        json!({"decision": "retry_failed"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let d = wait_run(&s, &op, id, finished).await;
+    assert_eq!(d["run"]["status"], "succeeded", "{d}");
+    assert_eq!(d["steps"][2]["attempt"], 2);
+    let attempts: Vec<&Value> = d["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["step_idx"] == 2)
+        .collect();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["status"], "failed");
+    assert_eq!(attempts[1]["status"], "succeeded");
+
+    // The secret is nowhere in the audit trail.
+    let all = s.state.store.audit_range(0, 100_000).await.unwrap();
+    assert!(all.iter().all(|r| !r.content.contains(secret)));
+    let actions = s.audit_actions().await;
+    for a in ["job.step.confirm", "job.step.decide"] {
+        assert!(actions.iter().any(|(x, _)| x == a), "missing audit {a}");
+    }
+}
+
+#[tokio::test]
+async fn production_is_blocked_during_trading_hours() {
+    let s = TestServer::start_with(|c| {
+        std::fs::create_dir_all(&c.data_dir).unwrap();
+        std::fs::write(
+            c.data_dir.join("change-windows.toml"),
+            r#"schema = 1
+
+[[policy]]
+id = "prod-market-hours"
+description_zh = "生产环境：交易时段禁止变更"
+description_en = "Production: no changes during market hours"
+environments = ["prod"]
+exclude_kinds = ["read_only"]
+
+[[policy.rule]]
+outcome = "block"
+days = "trading"
+from = "09:00"
+to = "15:30"
+"#,
+        )
+        .unwrap();
+    })
+    .await;
+    let op = operator(&s, "op5").await;
+    // t0 is Wednesday 2026-11-25 10:00 Beijing time: a trading day, in session.
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "prod", "targets": "agent:*", "command": "uptime"}),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(v["code"], "change_window.blocked", "{v}");
+    // The test environment is not governed by the policy.
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": "local", "command": "uptime"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+}
+
+#[tokio::test]
+async fn a_run_found_mid_step_after_a_crash_is_marked_unknown_and_waits() {
+    let s = TestServer::start().await;
+    let op = operator(&s, "op6").await;
+    // What a replica that died mid-step leaves behind: run and step `running`, a task
+    // `running`, a lease that expired.
+    let now = s.clock_now();
+    let spec = json!({
+        "environment": "test", "production": false, "plan": null, "variables": [], "values": {},
+        "steps": [
+            {"name": "command", "action": {"kind": "command", "language": "bash", "command": "echo again"},
+             "targets": "local", "timeout_secs": 60, "on_failure": {"policy": "abort"},
+             "batch": null, "concurrency": null}
+        ]
+    });
+    let mut tx = s.state.store.begin().await.unwrap();
+    let run = RunRow {
+        id: 0,
+        kind: "adhoc".into(),
+        plan_id: None,
+        plan_version: None,
+        name: "echo again".into(),
+        environment: "test".into(),
+        status: "running".into(),
+        requested_by: "op6".into(),
+        created_at: now,
+        started_at: Some(now),
+        finished_at: None,
+        spec,
+        secrets_sealed: None,
+        current_step: 0,
+        owner: None,
+        lease_until: None,
+        message: None,
+        updated_at: now,
+    };
+    let step = StepRow {
+        run_id: 0,
+        idx: 0,
+        name: "command".into(),
+        kind: "command".into(),
+        status: "pending".into(),
+        attempt: 0,
+        started_at: None,
+        finished_at: None,
+        message: None,
+    };
+    // Insert as pending so no driver here picks it up before the crash is staged.
+    let mut staged = run.clone();
+    staged.status = "blocked".into();
+    let id = tx
+        .insert_run(&staged, std::slice::from_ref(&step))
+        .await
+        .unwrap();
+    tx.commit(
+        vec![ballast_core::audit::AuditDraft::new(
+            ballast_core::audit::Actor::system(),
+            "test.stage",
+            "run",
+            ballast_core::audit::Outcome::Success,
+        )],
+        now,
+    )
+    .await
+    .unwrap();
+    let task = TaskRow {
+        id: 0,
+        run_id: id,
+        step_idx: 0,
+        host: "local".into(),
+        transport: "local".into(),
+        attempt: 1,
+        batch: 1,
+        status: "running".into(),
+        exit_code: None,
+        error_code: None,
+        error_message: None,
+        stdout_bytes: 0,
+        stderr_bytes: 0,
+        truncated: false,
+        started_at: Some(now),
+        finished_at: None,
+    };
+    s.state.store.insert_tasks(&[task]).await.unwrap();
+    let mut st = step.clone();
+    st.run_id = id;
+    st.status = "running".into();
+    st.attempt = 1;
+    s.state.store.update_step(&st).await.unwrap();
+    // The dead replica's lease, expired a minute ago.
+    let past = now - chrono::Duration::minutes(2);
+    assert_eq!(
+        s.state
+            .store
+            .claim_runs("dead-replica", past, now - chrono::Duration::minutes(1), 10)
+            .await
+            .unwrap()
+            .len(),
+        0,
+        "blocked runs are not claimable"
+    );
+    let mut tx = s.state.store.begin().await.unwrap();
+    tx.set_run_status(id, "running", None, now).await.unwrap();
+    tx.commit(
+        vec![ballast_core::audit::AuditDraft::new(
+            ballast_core::audit::Actor::system(),
+            "test.stage",
+            "run",
+            ballast_core::audit::Outcome::Success,
+        )],
+        now,
+    )
+    .await
+    .unwrap();
+    s.state.exec.wake.notify_one();
+
+    let d = wait_run(&s, &op, id, status_is("paused")).await;
+    assert_eq!(d["tasks"][0]["status"], "unknown", "{d}");
+    assert_eq!(d["tasks"][0]["error_code"], "exec.outcome_unknown");
+    assert_eq!(d["steps"][0]["status"], "paused");
+    assert_eq!(
+        d["tasks"].as_array().unwrap().len(),
+        1,
+        "nothing was re-run"
+    );
+    // An operator decides to run it again.
+    let (st, v) = post(
+        &s,
+        &op,
+        &format!("/api/v1/runs/{id}/steps/0/decide"),
+        json!({"decision": "retry_failed"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let d = wait_run(&s, &op, id, finished).await;
+    assert_eq!(d["run"]["status"], "succeeded", "{d}");
+    assert_eq!(d["tasks"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_command() {
+    let s = TestServer::start().await;
+    let op = operator(&s, "op7").await;
+    let (_, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": "local", "command": "echo started; sleep 60"}),
+    )
+    .await;
+    let id = v["run_id"].as_i64().unwrap();
+    wait_run(&s, &op, id, |d| d["tasks"][0]["status"] == "running").await;
+    let (st, v) = post(
+        &s,
+        &op,
+        &format!("/api/v1/runs/{id}/cancel"),
+        json!({"reason": "wrong host"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let d = wait_run(&s, &op, id, |d| d["tasks"][0]["status"] == "cancelled").await;
+    assert_eq!(d["run"]["status"], "cancelled");
+    let (st, _) = post(&s, &op, &format!("/api/v1/runs/{id}/cancel"), json!({})).await;
+    assert_eq!(st, 409);
+}
+
+#[tokio::test]
+async fn ssh_targets_use_pinned_host_keys_and_sealed_credentials() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let op = operator(&s, "op8").await;
+    let sshd_dir = tempfile::tempdir().unwrap();
+    let sshd = ballast_ssh::testkit::Sshd::start(sshd_dir.path()).unwrap();
+    let target = format!("ssh://{}@127.0.0.1:{}", sshd.user, sshd.port);
+
+    // No credential yet: refused with the reason, per host.
+    let (_, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": target, "command": "echo ok"}),
+    )
+    .await;
+    let d = wait_run(&s, &op, v["run_id"].as_i64().unwrap(), finished).await;
+    assert_eq!(d["tasks"][0]["status"], "refused");
+    assert_eq!(d["tasks"][0]["error_code"], "ssh.credential_missing");
+
+    let (st, v) = post(
+        &s,
+        &admin,
+        "/api/v1/ssh/credentials",
+        json!({"name": sshd.user, "username": sshd.user, "kind": "key", "secret": sshd.client_key_pem}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, creds) = get(&s, &admin, "/api/v1/ssh/credentials").await;
+    assert!(
+        !creds.to_string().contains("PRIVATE KEY"),
+        "secret never leaves"
+    );
+
+    // Not pinned: refused.
+    let (_, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": target, "command": "echo ok"}),
+    )
+    .await;
+    let d = wait_run(&s, &op, v["run_id"].as_i64().unwrap(), finished).await;
+    assert_eq!(d["tasks"][0]["error_code"], "ssh.host_key_unknown");
+
+    // Pinned to another key: the host is refused before authentication.
+    let (_, other) = ballast_ssh::testkit::keygen(sshd_dir.path(), "other").unwrap();
+    let (st, v) = post(
+        &s,
+        &admin,
+        "/api/v1/ssh/host-keys",
+        json!({"host": "127.0.0.1", "port": sshd.port, "key_line": other}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": target, "command": "echo ok"}),
+    )
+    .await;
+    let d = wait_run(&s, &op, v["run_id"].as_i64().unwrap(), finished).await;
+    assert_eq!(d["tasks"][0]["status"], "refused");
+    assert_eq!(d["tasks"][0]["error_code"], "ssh.host_key_mismatch", "{d}");
+
+    // The right key (fetched by ssh-keyscan, as an administrator would, then compared).
+    let (st, v) = post(
+        &s,
+        &admin,
+        "/api/v1/ssh/host-keys",
+        json!({"host": "127.0.0.1", "port": sshd.port, "key_line": ""}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["fingerprint"].as_str().unwrap(),
+        ballast_ssh::fingerprint_sha256(&sshd.host_key_line).unwrap()
+    );
+    let (_, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": format!("{target},local"), "command": "echo ok from $(hostname) \"$0\""}),
+    )
+    .await;
+    let id = v["run_id"].as_i64().unwrap();
+    let d = wait_run(&s, &op, id, finished).await;
+    assert_eq!(d["run"]["status"], "succeeded", "{d}");
+    for t in d["tasks"].as_array().unwrap() {
+        assert_eq!(t["status"], "succeeded", "{t}");
+        let (out, _) = output(&s, &op, id, t["id"].as_i64().unwrap()).await;
+        assert!(out.starts_with("ok from "), "{out}");
+    }
+    // Unreachable host: a clear per-host error, the others unaffected.
+    let (_, v) = post(
+        &s,
+        &admin,
+        "/api/v1/ssh/host-keys",
+        json!({"host": "127.0.0.1", "port": 9, "key_line": sshd.host_key_line}),
+    )
+    .await;
+    assert!(v["fingerprint"].is_string());
+    let (_, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": format!("ssh://{}@127.0.0.1:9,{target}", sshd.user), "command": "echo ok"}),
+    )
+    .await;
+    let d = wait_run(&s, &op, v["run_id"].as_i64().unwrap(), finished).await;
+    let by_host = |h: &str| {
+        d["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["host"].as_str().unwrap().contains(h))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_host(":9")["status"], "refused");
+    assert_eq!(by_host(":9")["error_code"], "ssh.connect");
+    assert_eq!(by_host(&format!(":{}", sshd.port))["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn agent_enrols_runs_tasks_and_is_refused_once_revoked() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let op = operator(&s, "op9").await;
+    let (st, v) = post(
+        &s,
+        &admin,
+        "/api/v1/enroll-tokens",
+        json!({"environment": "test"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = ballast_runner::CancelToken::new();
+    let config = ballast_agent::client::AgentConfig {
+        server: s.agent_addr.to_string(),
+        data_dir: dir.path().to_path_buf(),
+        enroll_token: Some(token.clone()),
+        heartbeat: Duration::from_secs(5),
+    };
+    let sd = shutdown.clone();
+    let agent = tokio::spawn(async move { ballast_agent::client::run(config, sd).await });
+    let mut agents = Value::Null;
+    for _ in 0..100 {
+        agents = get(&s, &admin, "/api/v1/agents").await.1;
+        if agents[0]["connected"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(agents[0]["connected"], true, "{agents}");
+    assert_eq!(agents[0]["environment"], "test");
+    let hostname = agents[0]["hostname"].as_str().unwrap().to_string();
+    assert!(agents[0]["facts"]["cpus"].as_u64().unwrap() >= 1);
+
+    let (_, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": format!("agent:{hostname}"), "command": "echo from agent"}),
+    )
+    .await;
+    let id = v["run_id"].as_i64().unwrap();
+    let d = wait_run(&s, &op, id, finished).await;
+    assert_eq!(d["run"]["status"], "succeeded", "{d}");
+    let (out, _) = output(&s, &op, id, d["tasks"][0]["id"].as_i64().unwrap()).await;
+    assert_eq!(out, "from agent\n");
+    // `agent:*` in another environment finds no agent; by name it is refused as foreign.
+    let (_, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "prod", "targets": format!("agent:{hostname}"), "command": "echo no"}),
+    )
+    .await;
+    if let Some(id) = v["run_id"].as_i64() {
+        let d = wait_run(&s, &op, id, finished).await;
+        assert_eq!(
+            d["tasks"][0]["error_code"], "agent.wrong_environment",
+            "{d}"
+        );
+    }
+    // The token was used once.
+    let dir2 = tempfile::tempdir().unwrap();
+    let again = ballast_agent::client::run(
+        ballast_agent::client::AgentConfig {
+            server: s.agent_addr.to_string(),
+            data_dir: dir2.path().to_path_buf(),
+            enroll_token: Some(token),
+            heartbeat: Duration::from_secs(5),
+        },
+        ballast_runner::CancelToken::new(),
+    )
+    .await;
+    assert!(again.is_err());
+
+    // Revoked: disconnected now, refused from then on, `run` ends.
+    let agent_id = agents[0]["id"].as_str().unwrap().to_string();
+    let (st, v) = post(
+        &s,
+        &admin,
+        &format!("/api/v1/agents/{agent_id}/revoke"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let ended = tokio::time::timeout(Duration::from_secs(20), agent).await;
+    assert!(
+        matches!(ended, Ok(Ok(Err(_)))),
+        "agent should stop: {ended:?}"
+    );
+    let actions = s.audit_actions().await;
+    for a in ["agent.enroll_token.create", "agent.enroll", "agent.revoke"] {
+        assert!(actions.iter().any(|(x, _)| x == a), "missing audit {a}");
+    }
+    shutdown.cancel();
+}
