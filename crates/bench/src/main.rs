@@ -3,6 +3,11 @@
 //! involved. Benchmarks read the wall clock by nature.
 #![allow(clippy::disallowed_methods)]
 
+mod agents;
+mod idle;
+mod server;
+mod ssh;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,15 +51,57 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         writers: u32,
     },
+    /// Agent fan-out: a real `ballast serve` process, N simulated agents in this process (the
+    /// agent crate's enrolment and session code, one mTLS connection each), then R rounds of
+    /// `echo ok` on `agent:*`, each timed from the API call until the run is finished.
+    Agents {
+        /// The `ballast` binary (default: next to this one).
+        #[arg(long)]
+        ballast: Option<PathBuf>,
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// How often the run's status is polled (the timing's resolution).
+        #[arg(long, default_value_t = 20)]
+        poll_ms: u64,
+        /// Agents enrolling at once.
+        #[arg(long, default_value_t = 32)]
+        parallel: usize,
+        /// Idle time after all agents connected, before the server's RSS is read.
+        #[arg(long, default_value_t = 5)]
+        settle_secs: u64,
+    },
+    /// SSH fan-out: `echo ok` on N loopback aliases of one real sshd through a real `ballast
+    /// serve`, and with Ansible on the same inventory when --ansible is given.
+    Ssh {
+        /// The `ballast` binary (default: next to this one).
+        #[arg(long)]
+        ballast: Option<PathBuf>,
+        #[arg(long, default_value_t = 200)]
+        targets: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The `ansible` executable (e.g. from a venv: `pip install ansible-core`).
+        #[arg(long)]
+        ansible: Option<PathBuf>,
+        /// Ansible's `-f`.
+        #[arg(long, default_value_t = 50)]
+        forks: usize,
+        #[arg(long, default_value_t = 20)]
+        poll_ms: u64,
+    },
+    /// A real `ballast agent` process connected to a real server, idle: RSS and CPU time.
+    AgentIdle {
+        /// The `ballast` binary (default: next to this one).
+        #[arg(long)]
+        ballast: Option<PathBuf>,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+use server::percentile;
 
 async fn http(url: String, token: String, rate: u32, seconds: u64) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
@@ -202,5 +249,42 @@ async fn main() -> anyhow::Result<()> {
             n,
             writers,
         } => audit_append(backend, path, n, writers).await,
+        Cmd::Agents {
+            ballast,
+            agents,
+            rounds,
+            poll_ms,
+            parallel,
+            settle_secs,
+        } => {
+            agents::run(agents::Args {
+                ballast,
+                agents,
+                rounds,
+                poll: Duration::from_millis(poll_ms),
+                parallel,
+                settle: Duration::from_secs(settle_secs),
+            })
+            .await
+        }
+        Cmd::Ssh {
+            ballast,
+            targets,
+            rounds,
+            ansible,
+            forks,
+            poll_ms,
+        } => {
+            ssh::run(ssh::Args {
+                ballast,
+                targets,
+                rounds,
+                ansible,
+                forks,
+                poll: Duration::from_millis(poll_ms),
+            })
+            .await
+        }
+        Cmd::AgentIdle { ballast, seconds } => idle::run(idle::Args { ballast, seconds }).await,
     }
 }

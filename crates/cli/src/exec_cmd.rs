@@ -343,6 +343,7 @@ pub fn run_job(cmd: JobCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
 }
 
 pub fn run_agent(a: AgentArgs) -> anyhow::Result<u8> {
+    crate::server_cmd::tracing_init();
     // One thread: the agent idles most of its life and must stay small (< 10 MB RSS).
     let rt = rt()?;
     let config = ballast_agent::client::AgentConfig {

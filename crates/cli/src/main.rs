@@ -75,6 +75,13 @@ impl std::fmt::Display for Exit {
 impl std::error::Error for Exit {}
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    // Long-running commands must not hold the stdout lock: their worker threads log, and a
+    // worker blocked on the lock would stall whatever it was doing.
+    let cli = match cli.cmd {
+        Cmd::Serve(args) => return server_cmd::run_serve(args),
+        Cmd::Agent(args) => return exec_cmd::run_agent(args),
+        other => Cli { cmd: other, ..cli },
+    };
     let mut stdout = std::io::stdout().lock();
     match cli.cmd {
         Cmd::Catalog(cmd) => catalog_cmd::run(cmd, cli.catalog.as_deref(), &mut stdout),

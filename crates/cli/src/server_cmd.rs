@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8600).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Address agents connect to over mutual TLS (default 127.0.0.1:8601; or BALLAST_AGENT_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    pub agent_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -192,17 +195,22 @@ pub fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
     if let Some(l) = args.listen {
         config.listen = l;
     }
+    if let Some(l) = args.agent_listen {
+        config.exec.agent_listen = l;
+    }
     tracing_init();
     runtime()?.block_on(serve(config))?;
     Ok(0)
 }
 
-fn tracing_init() {
+pub(crate) fn tracing_init() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BALLAST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr; stdout carries what the command prints for people and scripts.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
         .try_init();
 }
 

@@ -4,6 +4,7 @@
 
 mod assess;
 mod catalog;
+mod exec;
 mod server;
 
 use std::path::Path;

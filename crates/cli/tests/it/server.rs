@@ -8,9 +8,11 @@ use std::process::{Child, Command, Stdio};
 use super::{ballast, code, stderr, stdout};
 
 /// A `ballast serve` process on a free loopback port.
-struct Serve {
-    child: Child,
-    url: String,
+pub(crate) struct Serve {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    /// Where agents connect (`exec.agent_listen`).
+    pub(crate) agent_addr: String,
     first_lines: Vec<String>,
 }
 
@@ -21,26 +23,54 @@ impl Drop for Serve {
     }
 }
 
-fn serve(dir: &Path, extra: &[&str]) -> Serve {
+pub(crate) fn serve(dir: &Path, extra: &[&str]) -> Serve {
+    serve_env(dir, extra, &[])
+}
+
+pub(crate) fn serve_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ballast"))
         .args(["serve", "--data-dir", "data", "--listen", "127.0.0.1:0"])
         .args(extra)
         .current_dir(dir)
         .env("BALLAST_LOG", "warn")
+        .env("BALLAST_AGENT_LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("serve.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        )
         .spawn()
         .expect("start ballast serve");
     let out = child.stdout.take().expect("stdout");
     let mut lines = Vec::new();
-    for line in BufReader::new(out).lines() {
-        let line = line.expect("read");
+    let mut reader = BufReader::new(out);
+    let mut buf = String::new();
+    while reader.read_line(&mut buf).unwrap_or(0) > 0 {
+        let line = buf.trim_end().to_string();
+        buf.clear();
         let done = line.starts_with("Ballast listening on ");
         lines.push(line);
         if done {
             break;
         }
     }
+    // Keep draining the server's output (its log) into serve.log, so it never blocks on a full
+    // pipe and a failing test can show it.
+    let log = dir.join("serve.log");
+    std::thread::spawn(move || {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = std::io::copy(&mut reader, &mut f);
+        }
+    });
     let last = lines.last().cloned().unwrap_or_default();
     let url = last
         .trim_start_matches("Ballast listening on ")
@@ -49,14 +79,21 @@ fn serve(dir: &Path, extra: &[&str]) -> Serve {
         .unwrap_or_default()
         .to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{lines:?}");
+    let agent_addr = last
+        .rsplit("agents connect to ")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     Serve {
         child,
         url,
+        agent_addr,
         first_lines: lines,
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -264,7 +301,7 @@ fn kill_9_during_writes_leaves_database_and_chain_consistent() {
     assert_eq!(ready["audit_chain_verified"], true);
 }
 
-fn kill_9(pid: u32) {
+pub(crate) fn kill_9(pid: u32) {
     let status = Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()

@@ -45,8 +45,25 @@ fn back(path: &str, key: &str, msg: &str) -> Response {
     Redirect::to(&format!("{path}{sep}{q}")).into_response()
 }
 
+/// Back to `path` with the refusal: the message in the page's language and its stable code, which
+/// a person can quote and search the audit log for.
 fn fail(t: Tr, path: &str, e: &ApiError) -> Response {
-    back(path, "error", &t.problem(&e.problem))
+    back(path, "error", &refusal(t, e))
+}
+
+/// The message and stable code of a refusal, as flash text.
+fn refusal(t: Tr, e: &ApiError) -> String {
+    format!("{} [{}]", t.problem(&e.problem), e.problem.code)
+}
+
+/// A page rendered in answer to a refused form, with the refusal's HTTP status: the form keeps
+/// what the person typed, so they can correct it instead of starting again.
+fn refused(status: axum::http::StatusCode, page: Response) -> Response {
+    let mut r = page;
+    if r.status().is_success() {
+        *r.status_mut() = status;
+    }
+    r
 }
 
 /// Beijing time, as every page shows it.
@@ -95,6 +112,18 @@ struct ScriptsPage {
     notice: Option<String>,
     error: Option<String>,
     scripts: Vec<ScriptLine>,
+    /// The new-script form's values (kept when the server refused them).
+    form: ScriptValues,
+}
+
+/// What the new-script form shows.
+#[derive(Default)]
+pub struct ScriptValues {
+    pub name: String,
+    pub language: String,
+    pub description: String,
+    pub content: String,
+    pub note: String,
 }
 
 async fn scripts_page(
@@ -102,6 +131,10 @@ async fn scripts_page(
     page: Page,
     Query(f): Query<Flash>,
 ) -> Response {
+    scripts_view(&state, page, f, ScriptValues::default()).await
+}
+
+async fn scripts_view(state: &AppState, page: Page, f: Flash, form: ScriptValues) -> Response {
     let mut scripts = Vec::new();
     let mut error = f.error;
     match state.store.scripts().await {
@@ -133,6 +166,7 @@ async fn scripts_page(
         notice: f.notice,
         error,
         scripts,
+        form,
     })
 }
 
@@ -172,7 +206,20 @@ async fn post_script(
             "notice",
             &format!("{} v{v}", page.t.pick("已保存草稿", "Saved draft")),
         ),
-        Err(e) => fail(page.t, "/scripts", &e),
+        Err(e) => {
+            let flash = Flash {
+                error: Some(refusal(page.t, &e)),
+                ..Flash::default()
+            };
+            let form = ScriptValues {
+                name: input.name,
+                language: input.language,
+                description: input.description,
+                content: input.content,
+                note: input.note,
+            };
+            refused(e.status, scripts_view(&state, page, flash, form).await)
+        }
     }
 }
 
@@ -456,6 +503,7 @@ struct PlansPage {
     notice: Option<String>,
     error: Option<String>,
     plans: Vec<PlanLine>,
+    /// The editor's text: the example, or what the person submitted when it was refused.
     example: String,
 }
 
@@ -489,6 +537,10 @@ on_failure = { policy = "pause" }
 "#;
 
 async fn plans_page(State(state): State<AppState>, page: Page, Query(f): Query<Flash>) -> Response {
+    plans_view(&state, page, f, PLAN_EXAMPLE.to_string()).await
+}
+
+async fn plans_view(state: &AppState, page: Page, f: Flash, text: String) -> Response {
     let mut plans = Vec::new();
     for p in state.store.plans().await.unwrap_or_default() {
         let n = state
@@ -512,7 +564,7 @@ async fn plans_page(State(state): State<AppState>, page: Page, Query(f): Query<F
         notice: f.notice,
         error: f.error,
         plans,
-        example: PLAN_EXAMPLE.to_string(),
+        example: text,
     })
 }
 
@@ -526,13 +578,17 @@ async fn post_plan(State(state): State<AppState>, page: Page, Form(f): Form<Plan
     if let Some(r) = page.csrf_refusal(&f.csrf) {
         return r;
     }
-    let spec = match ballast_exec::plan::plan_from_toml(&f.toml.replace("\r\n", "\n")) {
+    let text = f.toml.replace("\r\n", "\n");
+    let spec = match ballast_exec::plan::plan_from_toml(&text) {
         Ok(s) => s,
         Err(e) => {
-            return back(
-                "/plans",
-                "error",
-                page.t.pick(&e.message_zh(), &e.message_en()),
+            let flash = Flash {
+                error: Some(page.t.pick(&e.message_zh(), &e.message_en()).to_string()),
+                ..Flash::default()
+            };
+            return refused(
+                axum::http::StatusCode::BAD_REQUEST,
+                plans_view(&state, page, flash, text).await,
             );
         }
     };
@@ -542,7 +598,13 @@ async fn post_plan(State(state): State<AppState>, page: Page, Form(f): Form<Plan
             "notice",
             &format!("{} v{v}", page.t.pick("已保存", "Saved")),
         ),
-        Err(e) => fail(page.t, "/plans", &e),
+        Err(e) => {
+            let flash = Flash {
+                error: Some(refusal(page.t, &e)),
+                ..Flash::default()
+            };
+            refused(e.status, plans_view(&state, page, flash, text).await)
+        }
     }
 }
 
@@ -678,9 +740,23 @@ struct RunsPage {
     runs: Vec<RunLine>,
     filter: String,
     environments: Vec<String>,
+    /// The command form's values (kept when the server refused them).
+    form: AdhocValues,
+}
+
+/// What the command form shows.
+#[derive(Default)]
+pub struct AdhocValues {
+    pub environment: String,
+    pub targets: String,
+    pub command: String,
 }
 
 async fn runs_page(State(state): State<AppState>, page: Page, Query(f): Query<Flash>) -> Response {
+    runs_view(&state, page, f, AdhocValues::default()).await
+}
+
+async fn runs_view(state: &AppState, page: Page, f: Flash, form: AdhocValues) -> Response {
     let runs = state
         .store
         .runs(&RunQuery {
@@ -712,6 +788,7 @@ async fn runs_page(State(state): State<AppState>, page: Page, Query(f): Query<Fl
         runs,
         filter: f.status.unwrap_or_default(),
         environments: state.config.environments.clone(),
+        form,
     })
 }
 
@@ -743,7 +820,18 @@ async fn post_adhoc(
     };
     match service::start_adhoc(&state, page.principal(), &req).await {
         Ok(s) => Redirect::to(&format!("/runs/{}", s.run_id)).into_response(),
-        Err(e) => fail(page.t, "/runs", &e),
+        Err(e) => {
+            let flash = Flash {
+                error: Some(refusal(page.t, &e)),
+                ..Flash::default()
+            };
+            let form = AdhocValues {
+                environment: req.environment,
+                targets: req.targets,
+                command: req.command,
+            };
+            refused(e.status, runs_view(&state, page, flash, form).await)
+        }
     }
 }
 

@@ -244,3 +244,609 @@ async fn a_person_signs_in_manages_users_and_reads_the_audit_log() {
     shot("audit").await;
     c.close().await.unwrap();
 }
+
+// ------------------------------------------------------------------ job execution, end to end
+
+/// How long a person waits for something the server does on its own (a run's next state).
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// A person of the scenario: their name, current password and (once enrolled) TOTP secret.
+struct Person {
+    name: &'static str,
+    password: String,
+    changed: bool,
+    totp: Option<String>,
+}
+
+impl Person {
+    fn new(name: &'static str, initial: String) -> Person {
+        Person {
+            name,
+            password: initial,
+            changed: false,
+            totp: None,
+        }
+    }
+}
+
+/// Polls the current path until `ok` accepts it.
+async fn until_path(c: &Client, ok: impl Fn(&str) -> bool) -> String {
+    let start = std::time::Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < PATIENCE {
+        if let Ok(u) = c.current_url().await {
+            last = u.path().to_string();
+            if ok(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("still on {last}");
+}
+
+/// Polls the text of the first element matching `css` until `ok` accepts it: pages are replaced
+/// by form submissions and by the run page's live reloads, so a read may hit the old page.
+async fn until_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let start = std::time::Instant::now();
+    let mut last = String::from("(not found)");
+    while start.elapsed() < PATIENCE {
+        if let Ok(e) = c.find(Locator::Css(css)).await
+            && let Ok(t) = e.text().await
+        {
+            if ok(&t) {
+                return t;
+            }
+            last = t;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    panic!("{css}: gave up waiting; last text: {last}")
+}
+
+/// Chooses `value` in the `<select id=select>`.
+async fn choose(c: &Client, select: &str, value: &str) {
+    c.find(Locator::Css(&format!("#{select} option[value='{value}']")))
+        .await
+        .unwrap_or_else(|e| panic!("#{select} = {value}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Signs `p` in through the pages a person sees: password, the forced change at first sign-in,
+/// TOTP enrolment where a privileged role requires it, the second factor afterwards.
+async fn sign_in(c: &Client, s: &TestServer, p: &mut Person) {
+    c.goto(&format!("{}/login", s.url)).await.unwrap();
+    fill(c, "username", p.name).await;
+    fill(c, "password", &p.password).await;
+    click(c, "login-submit").await;
+    let mut at = until_path(c, |x| x != "/login").await;
+    if at == "/account/password" {
+        assert!(!p.changed, "{}: asked to change the password twice", p.name);
+        // Not containing the username (the password policy refuses that).
+        let new_password = match p.name {
+            "admin" => "Quiet-Harbour-2026!",
+            "dev" => "Amber-Lantern-2026!",
+            "ops" => "Cobalt-Meadow-2026!",
+            _ => "Silver-Canyon-2026!",
+        }
+        .to_string();
+        fill(c, "current_password", &p.password).await;
+        fill(c, "new_password", &new_password).await;
+        fill(c, "confirm_password", &new_password).await;
+        click(c, "password-submit").await;
+        p.password = new_password;
+        p.changed = true;
+        at = until_path(c, |x| x != "/account/password").await;
+    }
+    if at == "/account/mfa" {
+        let secret = text(c, "#mfa-secret").await;
+        fill(
+            c,
+            "code",
+            &ballast_core::mfa::current_code(&secret, s.clock_now()).unwrap(),
+        )
+        .await;
+        click(c, "enrol-submit").await;
+        c.wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css("#recovery-codes"))
+            .await
+            .unwrap_or_else(|e| panic!("{}: enrolment: {e}", p.name));
+        p.totp = Some(secret);
+    } else if at == "/login/mfa" {
+        let secret = p.totp.clone().expect("enrolled before");
+        // A code is accepted once: let the next time step come.
+        s.clock.advance(chrono::Duration::seconds(30));
+        fill(
+            c,
+            "code",
+            &ballast_core::mfa::current_code(&secret, s.clock_now()).unwrap(),
+        )
+        .await;
+        click(c, "mfa-submit").await;
+        until_path(c, |x| x == "/").await;
+    } else {
+        assert_eq!(at, "/", "{}: after sign-in", p.name);
+    }
+}
+
+async fn sign_out(c: &Client) {
+    c.find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_path(c, |x| x == "/login").await;
+}
+
+/// The audit page's result rows as cell texts (seq, time, actor, IP, action, object, outcome,
+/// detail), after searching for `action` (a prefix) and optionally an outcome.
+async fn audit_search(c: &Client, action: &str, outcome: &str) -> Vec<Vec<String>> {
+    fill(c, "action", action).await;
+    choose(c, "outcome", outcome).await;
+    click(c, "audit-submit").await;
+    until_text(c, "#audit-search #action", |_| true).await;
+    let start = std::time::Instant::now();
+    loop {
+        let url = c.current_url().await.unwrap();
+        let searched = url.query_pairs().any(|(k, v)| k == "action" && v == action);
+        if searched {
+            let rows = c
+                .execute(
+                    "return Array.from(document.querySelectorAll('#audit-records tbody tr'))\
+                     .map(r => Array.from(r.cells).map(c => c.textContent.trim()));",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            return serde_json::from_value(rows).unwrap();
+        }
+        assert!(start.elapsed() < PATIENCE, "audit search for {action}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 5, "Done when": from the web UI alone a script is written and put online with a second
+/// person's approval, a two-step plan with a manual confirmation is built and run on an agent host
+/// and an SSH host with live status and logs, a dangerous command and a production run in trading
+/// hours are refused, and every one of those actions is in the audit log.
+#[tokio::test]
+async fn a_person_scripts_plans_runs_and_is_guarded() {
+    let s = TestServer::start_with(|c| {
+        std::fs::create_dir_all(&c.data_dir).unwrap();
+        std::fs::write(
+            c.data_dir.join("change-windows.toml"),
+            r#"schema = 1
+
+[[policy]]
+id = "prod-market-hours"
+description_zh = "生产环境：交易时段禁止变更"
+description_en = "Production: no changes during market hours"
+environments = ["prod"]
+exclude_kinds = ["read_only"]
+
+[[policy.rule]]
+outcome = "block"
+days = "trading"
+from = "09:00"
+to = "15:30"
+"#,
+        )
+        .unwrap();
+    })
+    .await;
+    // The accounts: what the UI deliberately leaves to the administrator's command line.
+    let user = |name: &str, grants: &[(&str, &str)]| ballast_server::service::CreateUser {
+        username: name.into(),
+        real_name: format!("测试 {name}"),
+        department: "运维部".into(),
+        kind: "employee".into(),
+        vendor: None,
+        contract_end: None,
+        roles: grants
+            .iter()
+            .map(|(r, sc)| ballast_server::service::Grant {
+                role: (*r).into(),
+                scope: (*sc).into(),
+            })
+            .collect(),
+    };
+    let mut people = Vec::new();
+    for (name, grants) in [
+        ("dev", vec![("ops_development", "global")]),
+        ("ops", vec![("platform_operations", "global")]),
+        (
+            "op",
+            vec![
+                ("automation_operator", "environment:test"),
+                ("automation_operator", "environment:prod"),
+            ],
+        ),
+    ] {
+        let (_, initial) = ballast_server::admin::user_add(&s.state, &user(name, &grants))
+            .await
+            .unwrap();
+        people.push(Person::new(name, initial));
+    }
+    let [mut dev, mut ops, mut op]: [Person; 3] = people.try_into().ok().unwrap();
+    let mut admin = Person::new("admin", s.admin_password.clone());
+
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, c) = browser(profile.path()).await;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-exec");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = |name: &'static str| {
+        let c = c.clone();
+        let p = shots.join(format!("{name}.png"));
+        async move { std::fs::write(p, c.screenshot().await.unwrap()).unwrap() }
+    };
+    c.goto(&format!("{}/lang/zh", s.url)).await.unwrap();
+
+    // --- The administrator prepares the hosts on "Hosts & rules": an enrolment token for the
+    // agent, the SSH credential and the SSH host's key.
+    sign_in(&c, &s, &mut admin).await;
+    c.goto(&format!("{}/agents", s.url)).await.unwrap();
+    choose(&c, "env", "test").await;
+    click(&c, "enroll-create").await;
+    let token = until_text(&c, "#enroll-token", |t| !t.is_empty()).await;
+    let agent_dir = tempfile::tempdir().unwrap();
+    let agent_stop = ballast_runner::CancelToken::new();
+    let agent_config = ballast_agent::client::AgentConfig {
+        server: s.agent_addr.to_string(),
+        data_dir: agent_dir.path().to_path_buf(),
+        enroll_token: Some(token),
+        heartbeat: Duration::from_secs(5),
+    };
+    let stop = agent_stop.clone();
+    let agent = tokio::spawn(async move { ballast_agent::client::run(agent_config, stop).await });
+    // The agent shows up connected (the page is reloaded as a person would).
+    let start = std::time::Instant::now();
+    let hostname = loop {
+        c.goto(&format!("{}/agents", s.url)).await.unwrap();
+        let row = c
+            .execute(
+                "const r = document.querySelector('#agents tbody tr[id^=\"agent-\"]');\
+                 return r ? [r.cells[0].textContent.trim(), r.cells[2].textContent.trim(), \
+                 r.cells[3].textContent.trim()] : null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if let Some([host, env, state]) =
+            serde_json::from_value::<Option<[String; 3]>>(row).unwrap()
+            && state == "在线"
+        {
+            assert_eq!(env, "test");
+            break host;
+        }
+        assert!(start.elapsed() < PATIENCE, "the agent did not connect");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+
+    let sshd_dir = tempfile::tempdir().unwrap();
+    let sshd = ballast_ssh::testkit::Sshd::start(sshd_dir.path()).unwrap();
+    fill(&c, "cname", &sshd.user).await;
+    fill(&c, "cuser", &sshd.user).await;
+    choose(&c, "ckind", "key").await;
+    fill(&c, "csecret", &sshd.client_key_pem).await;
+    click(&c, "credential-save").await;
+    until_text(&c, "#notice", |t| t.contains("凭据已保存")).await;
+    assert!(
+        !c.source().await.unwrap().contains("PRIVATE KEY"),
+        "the private key is never shown again"
+    );
+    // The key is fetched with ssh-keyscan; the person compares the fingerprint shown.
+    fill(&c, "khost", "127.0.0.1").await;
+    fill(&c, "kport", &sshd.port.to_string()).await;
+    click(&c, "host-key-pin").await;
+    let fingerprint = ballast_ssh::fingerprint_sha256(&sshd.host_key_line).unwrap();
+    until_text(&c, "#notice", |t| t.contains(&fingerprint)).await;
+    shot("exec-hosts").await;
+    sign_out(&c).await;
+
+    // --- dev writes a script and asks for it to go online.
+    let script = "#!/bin/bash\necho \"report from $(hostname) port ${SSH_CONNECTION##* }\"\necho marker-7f3a\n";
+    sign_in(&c, &s, &mut dev).await;
+    c.goto(&format!("{}/scripts", s.url)).await.unwrap();
+    fill(&c, "name", "host-report").await;
+    choose(&c, "language", "bash").await;
+    fill(&c, "description", "每台主机报告一次").await;
+    fill(&c, "content", script).await;
+    fill(&c, "note", "first version").await;
+    click(&c, "script-save").await;
+    until_path(&c, |x| x == "/scripts/host-report").await;
+    assert!(text(&c, "#notice").await.contains("v1"));
+    assert_eq!(text(&c, "#state-1").await, "draft");
+    assert_eq!(text(&c, "#content").await.trim_end(), script.trim_end());
+    fill(&c, "reason-1", "reviewed by the team").await;
+    click(&c, "online-1").await;
+    until_text(&c, "#notice", |t| t.contains("已提交上线申请")).await;
+    assert_eq!(
+        text(&c, "#state-1").await,
+        "draft",
+        "not online before approval"
+    );
+
+    // dev cannot approve their own request.
+    c.goto(&format!("{}/approvals", s.url)).await.unwrap();
+    let row_id = c
+        .find(Locator::Css("#pending tbody tr[id^='approval-']"))
+        .await
+        .expect("the request is pending")
+        .attr("id")
+        .await
+        .unwrap()
+        .unwrap();
+    let approval = row_id.trim_start_matches("approval-").to_string();
+    assert!(
+        text(&c, &format!("#{row_id}"))
+            .await
+            .contains("host-report@1")
+    );
+    click(&c, &format!("approve-{approval}")).await;
+    let refusal = until_text(&c, "#error", |t| !t.is_empty()).await;
+    assert!(
+        refusal.contains("approval.approve") && refusal.contains("[authz.forbidden]"),
+        "{refusal}"
+    );
+    assert!(c.find(Locator::Id(&row_id)).await.is_ok(), "still pending");
+    shot("exec-self-approval-refused").await;
+    sign_out(&c).await;
+
+    // --- ops (a second person, privileged: TOTP) approves.
+    sign_in(&c, &s, &mut ops).await;
+    c.goto(&format!("{}/approvals", s.url)).await.unwrap();
+    let row = c.find(Locator::Id(&row_id)).await.unwrap();
+    let comment = row
+        .find(Locator::Css("input[name='comment']"))
+        .await
+        .unwrap();
+    comment.send_keys("看过了，可以上线").await.unwrap();
+    click(&c, &format!("approve-{approval}")).await;
+    until_text(&c, "#notice", |t| t.contains("已批准")).await;
+    c.goto(&format!("{}/scripts/host-report", s.url))
+        .await
+        .unwrap();
+    assert_eq!(text(&c, "#state-1").await, "online");
+    assert!(text(&c, "#version-1").await.contains("(ops)"));
+    sign_out(&c).await;
+
+    // --- dev builds a plan: the script on the agent host and the SSH host, a confirmation, a
+    // command on both.
+    let targets = format!(
+        "agent:{hostname},ssh://{}@127.0.0.1:{}",
+        sshd.user, sshd.port
+    );
+    let plan = format!(
+        r#"name = "report-and-finish"
+description = "Two steps with a manual confirmation"
+
+[[steps]]
+name = "report"
+kind = "script"
+script = "host-report"
+targets = "{targets}"
+
+[[steps]]
+name = "confirm"
+kind = "confirm"
+message = "Reports look right?"
+
+[[steps]]
+name = "finish"
+kind = "command"
+language = "bash"
+command = "echo begin-finish; sleep 3; echo finished-9c1e"
+targets = "{targets}"
+"#
+    );
+    sign_in(&c, &s, &mut dev).await;
+    c.goto(&format!("{}/plans", s.url)).await.unwrap();
+    // A typo in the script's name is refused, and the editor keeps the text to correct.
+    let typo = plan.replace("script = \"host-report\"", "script = \"host-reprot\"");
+    fill(&c, "plan-toml", &typo).await;
+    click(&c, "plan-save").await;
+    let refusal = until_text(&c, "#error", |t| !t.is_empty()).await;
+    assert!(refusal.contains("host-reprot"), "{refusal}");
+    assert_eq!(
+        c.find(Locator::Id("plan-toml"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default(),
+        typo
+    );
+    fill(&c, "plan-toml", &plan).await;
+    click(&c, "plan-save").await;
+    until_path(&c, |x| x == "/plans/report-and-finish").await;
+    assert!(text(&c, "#notice").await.contains("v1"));
+    sign_out(&c).await;
+
+    // --- op (privileged: TOTP) runs it in `test` and follows it live.
+    sign_in(&c, &s, &mut op).await;
+    c.goto(&format!("{}/plans/report-and-finish", s.url))
+        .await
+        .unwrap();
+    choose(&c, "environment", "test").await;
+    click(&c, "run-submit").await;
+    let run_path = until_path(&c, |x| x.starts_with("/runs/")).await;
+    // From here the test does not navigate: the page follows the run by itself.
+    until_text(&c, "#step-status-1", |t| t == "waiting_confirmation").await;
+    until_text(&c, "#run-status", |t| t == "paused").await;
+    assert_eq!(text(&c, "#step-status-0").await, "succeeded");
+    shot("exec-run-waiting").await;
+    // Nothing changes while the run waits, so the page stays put for the click.
+    click(&c, "confirm-1").await;
+    until_text(&c, "#step-status-1", |t| t != "waiting_confirmation").await;
+    assert!(text(&c, "#notice").await.contains("已提交"));
+    assert_eq!(until_path(&c, |_| true).await, run_path);
+    let status_after_confirm = text(&c, "#run-status").await;
+    assert_ne!(
+        status_after_confirm, "succeeded",
+        "the last step takes 3 s: the page must still show it going"
+    );
+    // The last step's cell on the agent appears live; its log is followed live.
+    let agent_host = format!("agent:{hostname}");
+    let cell = until_text(
+        &c,
+        &format!("#hosts a[data-step='2'][data-host='{agent_host}']"),
+        |_| true,
+    )
+    .await;
+    assert!(cell.contains(&agent_host), "{cell}");
+    c.find(Locator::Css(&format!(
+        "#hosts a[data-step='2'][data-host='{agent_host}']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    until_path(&c, |x| x == run_path).await;
+    let log = until_text(&c, "#log", |t| t.contains("finished-9c1e")).await;
+    assert!(log.contains("begin-finish"), "{log}");
+    let status = until_text(&c, "#run-status", |t| t == "succeeded").await;
+    assert_eq!(status, "succeeded");
+    // Every host succeeded, both steps on both hosts.
+    let cells = c
+        .execute(
+            "return Array.from(document.querySelectorAll('#hosts a.host'))\
+             .map(a => [a.dataset.host, a.dataset.step, a.dataset.status]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let cells: Vec<[String; 3]> = serde_json::from_value(cells).unwrap();
+    assert_eq!(cells.len(), 4, "{cells:?}");
+    assert!(
+        cells.iter().all(|[_, _, st]| st == "succeeded"),
+        "{cells:?}"
+    );
+    let ssh_host = format!("ssh://{}@127.0.0.1:{}", sshd.user, sshd.port);
+    for (host, step) in [
+        (agent_host.as_str(), "0"),
+        (ssh_host.as_str(), "0"),
+        (agent_host.as_str(), "2"),
+        (ssh_host.as_str(), "2"),
+    ] {
+        assert!(
+            cells.iter().any(|[h, st, _]| h == host && st == step),
+            "{host} step {step}: {cells:?}"
+        );
+    }
+    // The script's output on each host.
+    for host in [&agent_host, &ssh_host] {
+        c.find(Locator::Css(&format!(
+            "#hosts a[data-step='0'][data-host='{host}']"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+        let log = until_text(&c, "#log", |t| t.contains("marker-7f3a")).await;
+        assert!(log.contains("report from "), "{host}: {log}");
+    }
+    assert!(
+        text(&c, "#log")
+            .await
+            .contains(&format!("port {}", sshd.port)),
+        "the last log shown is the SSH host's"
+    );
+    shot("exec-run-done").await;
+
+    // --- Guards on the ad-hoc form: a dangerous command, production during trading hours.
+    c.goto(&format!("{}/runs", s.url)).await.unwrap();
+    choose(&c, "environment", "test").await;
+    fill(&c, "targets", &agent_host).await;
+    fill(&c, "command", "sudo rm -rf /").await;
+    click(&c, "adhoc-submit").await;
+    let blocked = until_text(&c, "#error", |t| !t.is_empty()).await;
+    assert!(
+        blocked.contains("高危命令已阻断") && blocked.contains("[danger.blocked]"),
+        "{blocked}"
+    );
+    // The form keeps what was typed, to correct it.
+    for (id, typed) in [
+        ("targets", agent_host.as_str()),
+        ("command", "sudo rm -rf /"),
+        ("environment", "test"),
+    ] {
+        let value = c
+            .find(Locator::Id(id))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert_eq!(value, typed, "#{id}");
+    }
+    shot("exec-danger-blocked").await;
+    choose(&c, "environment", "prod").await;
+    fill(&c, "targets", "agent:*").await;
+    fill(&c, "command", "uptime").await;
+    click(&c, "adhoc-submit").await;
+    let window = until_text(&c, "#error", |t| t.contains("change_window")).await;
+    assert!(
+        window.contains("变更窗口禁止") && window.contains("[change_window.blocked]"),
+        "{window}"
+    );
+    shot("exec-change-window-blocked").await;
+    sign_out(&c).await;
+
+    // --- The administrator finds every action in the audit log.
+    sign_in(&c, &s, &mut admin).await;
+    c.goto(&format!("{}/audit", s.url)).await.unwrap();
+    assert!(text(&c, "#chain-status").await.contains("审计链完整"));
+    let found = |rows: &[Vec<String>], action: &str, actor: &str, outcome: &str| {
+        rows.iter().any(|r| {
+            r.len() >= 7
+                && r[4] == action
+                && (actor.is_empty() || r[2].ends_with(&format!("({actor})")))
+                && r[6] == outcome
+        })
+    };
+    for (action, actor, outcome) in [
+        ("agent.enroll_token.create", "admin", "success"),
+        ("ssh.credential.put", "admin", "success"),
+        ("ssh.host_key.pin", "admin", "success"),
+        ("script.create", "dev", "success"),
+        ("script.online.request", "dev", "success"),
+        ("approval.decide", "dev", "denied"),
+        ("approval.decide", "ops", "success"),
+        ("script.state", "ops", "success"),
+        ("plan.save", "dev", "success"),
+        ("job.run.start", "op", "success"),
+        ("job.step.confirm", "op", "success"),
+        ("job.run.finish", "", "success"),
+    ] {
+        let rows = audit_search(&c, action, outcome).await;
+        assert!(
+            found(&rows, action, actor, outcome),
+            "audit {action} by {actor} ({outcome}): {rows:?}"
+        );
+    }
+    let denied = audit_search(&c, "job.run", "denied").await;
+    let runs_denied: Vec<&Vec<String>> = denied
+        .iter()
+        .filter(|r| r.len() >= 8 && r[4] == "job.run" && r[2].ends_with("(op)"))
+        .collect();
+    assert!(
+        runs_denied.iter().any(|r| r[7].contains("danger.blocked"))
+            && runs_denied
+                .iter()
+                .any(|r| r[7].contains("change_window.blocked")),
+        "{denied:?}"
+    );
+    shot("exec-audit").await;
+
+    c.close().await.unwrap();
+    agent_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), agent).await;
+}

@@ -570,6 +570,22 @@ async fn a_run_found_mid_step_after_a_crash_is_marked_unknown_and_waits() {
     )
     .await
     .unwrap();
+    // The dead replica held it; its lease ran out a minute ago.
+    let held = s
+        .state
+        .store
+        .claim_runs("dead-replica", past, now - chrono::Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    assert!(
+        held.iter().any(|r| r.id == id),
+        "staged as the dead replica's"
+    );
+    s.state
+        .store
+        .update_run_progress(id, "dead-replica", "running", 0, None, past)
+        .await
+        .unwrap();
     s.state.exec.wake.notify_one();
 
     let d = wait_run(&s, &op, id, status_is("paused")).await;
@@ -846,4 +862,54 @@ async fn agent_enrols_runs_tasks_and_is_refused_once_revoked() {
         assert!(actions.iter().any(|(x, _)| x == a), "missing audit {a}");
     }
     shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_failed_run_is_notified_by_webhook() {
+    use axum::routing::post as axum_post;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(4);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum_post(move |axum::Json(v): axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(v).await;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let s = TestServer::start_with(|c| c.exec.webhook_url = Some(hook)).await;
+    let op = operator(&s, "op10").await;
+    let plan = json!({
+        "name": "fails", "steps": [{"name": "boom", "kind": "command", "language": "bash",
+        "command": "exit 4", "targets": "local"}]
+    });
+    let dev = s
+        .user_token("dev10", &[("ops_development", "global")])
+        .await;
+    let (st, v) = post(&s, &dev, "/api/v1/plans", plan).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = post(
+        &s,
+        &op,
+        "/api/v1/runs",
+        json!({"plan": "fails", "environment": "test"}),
+    )
+    .await;
+    let id = v["run_id"].as_i64().unwrap();
+    let d = wait_run(&s, &op, id, finished).await;
+    assert_eq!(d["run"]["status"], "failed");
+    let note = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(note["event"], "failed");
+    assert_eq!(note["run_id"], id);
+    assert_eq!(note["environment"], "test");
+    assert_eq!(note["requested_by"], "op10");
 }

@@ -1,0 +1,267 @@
+//! `ballast-bench agents`: a real `ballast serve` process and N simulated agents in this process
+//! (the agent crate's own `enroll` and session code, one shared `Runner`, each agent with its own
+//! mTLS connection and host name), then R rounds of `echo ok` on `agent:*`, timed from the API
+//! call until the run is finished with every result stored.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ballast_agent::proto::AGENT_VERSION;
+use ballast_agent::{Facts, Identity, SessionOptions};
+use ballast_runner::{CancelToken, Runner};
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::server::{self, Server, percentile, secs};
+
+pub struct Args {
+    pub ballast: Option<PathBuf>,
+    pub agents: usize,
+    pub rounds: usize,
+    pub poll: Duration,
+    pub parallel: usize,
+    pub settle: Duration,
+}
+
+fn facts(i: usize) -> Facts {
+    Facts {
+        hostname: format!("sim-{i:05}"),
+        os: "simulated".into(),
+        cpus: 1,
+        agent_version: AGENT_VERSION.into(),
+        ..Facts::default()
+    }
+}
+
+/// Creates `n` enrolment tokens through `POST /api/v1/enroll-tokens` (`parallel` at a time).
+async fn enroll_tokens(
+    server: &Arc<Server>,
+    admin: &str,
+    n: usize,
+    parallel: usize,
+) -> anyhow::Result<Vec<String>> {
+    let sem = Arc::new(Semaphore::new(parallel.max(1)));
+    let mut set = JoinSet::new();
+    for i in 0..n {
+        let (server, admin, sem) = (server.clone(), admin.to_string(), sem.clone());
+        set.spawn(async move {
+            let _p = sem.acquire_owned().await?;
+            let v = server
+                .post(
+                    &admin,
+                    "/api/v1/enroll-tokens",
+                    &json!({"environment": "test"}),
+                )
+                .await?;
+            let t = v["token"].as_str().context("no token")?.to_string();
+            anyhow::Ok((i, t))
+        });
+    }
+    let mut tokens = vec![String::new(); n];
+    while let Some(r) = set.join_next().await {
+        let (i, t) = r??;
+        tokens[i] = t;
+    }
+    Ok(tokens)
+}
+
+/// Enrols agent `i` (three tries) and keeps its session up until `shutdown`, reconnecting after
+/// a second when it drops (counted in `drops`).
+async fn agent(
+    i: usize,
+    addr: String,
+    token: String,
+    runner: Arc<Runner>,
+    enrol: Arc<Semaphore>,
+    shutdown: CancelToken,
+    drops: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
+    let id: Identity = {
+        let _p = enrol.acquire_owned().await?;
+        let mut last = None;
+        let mut got = None;
+        for _ in 0..3 {
+            match ballast_agent::client::enroll_with_facts(&addr, &token, facts(i), None).await {
+                Ok(id) => {
+                    got = Some(id);
+                    break;
+                }
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        match got {
+            Some(id) => id,
+            None => bail!("agent {i}: enrolment failed: {last:?}"),
+        }
+    };
+    let opts = SessionOptions {
+        facts: facts(i),
+        heartbeat: ballast_agent::hub::DEFAULT_HEARTBEAT,
+    };
+    loop {
+        let r = ballast_agent::client::connect_and_serve_with(
+            &addr,
+            &id,
+            runner.clone(),
+            &opts,
+            shutdown.clone(),
+        )
+        .await;
+        match r {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_fatal() => bail!("agent {i}: {e}"),
+            Err(e) => {
+                drops.fetch_add(1, Ordering::Relaxed);
+                tracing_note(i, &e);
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+fn tracing_note(i: usize, e: &ballast_agent::AgentError) {
+    static SHOWN: AtomicU64 = AtomicU64::new(0);
+    if SHOWN.fetch_add(1, Ordering::Relaxed) < 5 {
+        eprintln!("agent {i}: session ended: {e} (reconnecting)");
+    }
+}
+
+async fn connected_count(server: &Server, admin: &str) -> anyhow::Result<usize> {
+    let v = server.get(admin, "/api/v1/agents").await?;
+    Ok(v.as_array()
+        .map_or(0, |a| a.iter().filter(|x| x["connected"] == true).count()))
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let ballast = server::ballast_path(a.ballast.clone())?;
+    let nofile = server::raise_nofile(65536);
+    println!("{}; open-file limit {nofile}", server::machine_note());
+    if nofile != 0 && (nofile as usize) < a.agents + 1000 {
+        eprintln!(
+            "warning: open-file limit {nofile} is low for {} agents (run under `prlimit --nofile=65536`)",
+            a.agents
+        );
+    }
+    let server = Arc::new(Server::start(&ballast).await?);
+    let admin = server.admin_token()?;
+    let op = server.operator_token()?;
+
+    // How long one enrolment token takes through the CLI (a process per token) vs the API.
+    let t = Instant::now();
+    server.admin(&["enroll-token", "create", "--environment", "test"])?;
+    let cli_one = t.elapsed();
+    let t = Instant::now();
+    let tokens = enroll_tokens(&server, &admin, a.agents, 8).await?;
+    let api_all = t.elapsed();
+    println!(
+        "enrolment tokens: CLI {} s for one (a process each); API {} for {} ({:.1} ms each, 8 in parallel)",
+        secs(cli_one),
+        secs(api_all),
+        a.agents,
+        api_all.as_secs_f64() * 1e3 / a.agents.max(1) as f64
+    );
+
+    let work = tempfile::Builder::new()
+        .prefix("ballast-bench-agents-")
+        .tempdir()?;
+    let runner = Arc::new(Runner::probe(&work.path().join("work")));
+    let shutdown = CancelToken::new();
+    let drops = Arc::new(AtomicU64::new(0));
+    let enrol = Arc::new(Semaphore::new(a.parallel.max(1)));
+    let mut agents = JoinSet::new();
+    let t = Instant::now();
+    for (i, token) in tokens.into_iter().enumerate() {
+        agents.spawn(agent(
+            i,
+            server.agent_addr.clone(),
+            token,
+            runner.clone(),
+            enrol.clone(),
+            shutdown.clone(),
+            drops.clone(),
+        ));
+    }
+    // Every agent enrolled and connected (as the server sees it).
+    loop {
+        if let Some(Ok(Err(e))) = agents.try_join_next() {
+            shutdown.cancel();
+            return Err(e);
+        }
+        let n = connected_count(&server, &admin).await?;
+        if n >= a.agents {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("only {n} of {} agents connected after 600 s", a.agents);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let up = t.elapsed();
+    println!(
+        "{} agents enrolled and connected in {} s ({} enrolling at a time)",
+        a.agents,
+        secs(up),
+        a.parallel
+    );
+    tokio::time::sleep(a.settle).await;
+    let rss_idle = server::rss_kib(server.pid())?;
+    println!(
+        "server RSS with {} idle agents connected: {:.1} MiB (bench process holding the agents: {:.1} MiB)",
+        a.agents,
+        rss_idle as f64 / 1024.0,
+        server::rss_kib(std::process::id())? as f64 / 1024.0
+    );
+
+    let mut times = Vec::with_capacity(a.rounds);
+    let timeout = Duration::from_secs(120 + 60 * (a.agents as u64 / 1000));
+    for r in 0..a.rounds {
+        let (d, detail) = server
+            .exec_and_wait(&op, "agent:*", "echo ok", a.poll, timeout)
+            .await?;
+        let ok = server::count(&detail, "succeeded");
+        println!(
+            "round {}: {} s, run {}, {ok} of {} tasks succeeded",
+            r + 1,
+            secs(d),
+            detail["run"]["status"],
+            a.agents
+        );
+        if ok != a.agents as u64 {
+            bail!("round {}: {}", r + 1, server::failures(&detail));
+        }
+        times.push(d);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let rss_after = server::rss_kib(server.pid())?;
+    times.sort();
+    println!(
+        "RESULT agents={} rounds={} p50={} s max={} s min={} s; server RSS idle {:.1} MiB, after the rounds {:.1} MiB; session drops {}",
+        a.agents,
+        a.rounds,
+        secs(percentile(&times, 0.5)),
+        secs(times.last().copied().unwrap_or_default()),
+        secs(times.first().copied().unwrap_or_default()),
+        rss_idle as f64 / 1024.0,
+        rss_after as f64 / 1024.0,
+        drops.load(Ordering::Relaxed)
+    );
+    shutdown.cancel();
+    let stop = Instant::now();
+    while agents.join_next().await.is_some() {
+        if stop.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+    }
+    agents.abort_all();
+    Ok(())
+}
