@@ -49,8 +49,9 @@ pub async fn audit_only(state: &AppState, d: AuditDraft) -> ApiResult<()> {
     Ok(())
 }
 
-/// Runs the guard pipeline; a denial is audited and returned as 403.
-pub async fn authorize(state: &AppState, p: &Principal, action: &Action) -> ApiResult<Decision> {
+/// Evaluates the guard pipeline: a denial is audited and returned as 403; the change-window
+/// decision of an action let through is audited. Approvals and warnings are left to the caller.
+pub async fn evaluate(state: &AppState, p: &Principal, action: &Action) -> ApiResult<Decision> {
     let roles = state.store.roles().await?;
     let ctx = GuardContext {
         principal: p,
@@ -69,6 +70,13 @@ pub async fn authorize(state: &AppState, p: &Principal, action: &Action) -> ApiR
     }
     // Change window (crate::calendar): record the decision of every governed action let through.
     crate::calendar::guard::audit_decision(state, p, action, ctx.now).await?;
+    Ok(decision)
+}
+
+/// Runs the guard pipeline for an action with no approval path: a denial is audited and
+/// returned as 403, a stage asking for approval as 409.
+pub async fn authorize(state: &AppState, p: &Principal, action: &Action) -> ApiResult<Decision> {
+    let decision = evaluate(state, p, action).await?;
     if decision.needs_approval() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use ballast_core::Problem;
 use ballast_core::audit::{Actor, AuditDraft, Outcome};
 use ballast_core::authz::{Permission, Target};
-use ballast_core::guard::{Action, ActionKind, Content, Decision, GuardContext, Principal};
+use ballast_core::guard::{Action, ActionKind, Content, Decision, Principal};
 use ballast_exec::script::{check_approver, may_run, transition, validate_script};
 use ballast_exec::{
     Decision as StepDecision, Language, ParamDef, PlanSpec, StepKind, VersionState,
@@ -41,28 +41,11 @@ fn exec_err(field: &str, e: &ballast_exec::ExecError) -> ApiError {
     bad(e.code(), field, e.message_zh(), e.message_en())
 }
 
-/// The guard pipeline for an execution-engine action. Denials are audited and answered 403.
-/// Unlike `service::authorize`, a stage asking for approval or a warning is returned to the caller,
+/// The guard pipeline for an execution-engine action (`crate::service::evaluate`): denials are
+/// audited and answered 403; a stage asking for approval or a warning is returned to the caller,
 /// which decides (a run waits for an approval; a warning must be acknowledged).
 pub async fn guard(state: &AppState, p: &Principal, action: &Action) -> ApiResult<Decision> {
-    let roles = state.store.roles().await?;
-    let ctx = GuardContext {
-        principal: p,
-        action,
-        roles: &roles,
-        environments: &state.config.environments,
-        now: state.clock.now(),
-    };
-    let decision = state.pipeline.evaluate(&ctx);
-    if let Some(problem) = decision.denial() {
-        let d = draft(p, &action.operation, "guard", Outcome::Denied)
-            .environment(action.target.environment.clone())
-            .detail(format!("{} [{}]", problem.message_en, problem.code));
-        audit_only(state, d).await?;
-        return Err(ApiError::forbidden(problem.clone()));
-    }
-    crate::calendar::guard::audit_decision(state, p, action, ctx.now).await?;
-    Ok(decision)
+    crate::service::evaluate(state, p, action).await
 }
 
 /// The pipeline for a plain action (no approval path): approval requests are refused with 409.

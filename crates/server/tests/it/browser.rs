@@ -419,21 +419,7 @@ async fn a_person_scripts_plans_runs_and_is_guarded() {
         std::fs::create_dir_all(&c.data_dir).unwrap();
         std::fs::write(
             c.data_dir.join("change-windows.toml"),
-            r#"schema = 1
-
-[[policy]]
-id = "prod-market-hours"
-description_zh = "生产环境：交易时段禁止变更"
-description_en = "Production: no changes during market hours"
-environments = ["prod"]
-exclude_kinds = ["read_only"]
-
-[[policy.rule]]
-outcome = "block"
-days = "trading"
-from = "09:00"
-to = "15:30"
-"#,
+            crate::PROD_MARKET_HOURS,
         )
         .unwrap();
     })

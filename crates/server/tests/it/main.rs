@@ -25,6 +25,23 @@ pub fn t0() -> DateTime<Utc> {
         .unwrap()
 }
 
+/// A change-window policy: production blocked 09:00–15:30 on trading days.
+pub const PROD_MARKET_HOURS: &str = r#"schema = 1
+
+[[policy]]
+id = "prod-market-hours"
+description_zh = "生产环境：交易时段禁止变更"
+description_en = "Production: no changes during market hours"
+environments = ["prod"]
+exclude_kinds = ["read_only"]
+
+[[policy.rule]]
+outcome = "block"
+days = "trading"
+from = "09:00"
+to = "15:30"
+"#;
+
 /// A running server with its own data directory and a clock the test controls.
 pub struct TestServer {
     pub url: String,
