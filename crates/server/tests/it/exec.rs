@@ -899,3 +899,102 @@ async fn a_failed_run_is_notified_by_webhook() {
     assert_eq!(note["environment"], "test");
     assert_eq!(note["requested_by"], "op10");
 }
+
+#[tokio::test]
+async fn admin_rules_make_a_command_need_approval_or_a_warning() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let op = operator(&s, "op11").await;
+    let approver = s
+        .user_token("ops11", &[("platform_operations", "global")])
+        .await;
+    // Bad rules: refused with the line.
+    let (st, v) = call(
+        &s,
+        &admin,
+        reqwest::Method::PUT,
+        "/api/v1/danger-rules",
+        Some(json!({"toml": "[[rule]]\nid = \"shell.power\"\naction = \"explode\"\n"})),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    // Reboots need a second person; a site rule warns on `userdel`.
+    let rules = "[[rule]]\nid = \"shell.power\"\naction = \"require_approval\"\n\n\
+                 [[rule]]\nid = \"site.userdel\"\nlanguage = \"shell\"\naction = \"warn\"\n\
+                 matcher = { type = \"command\", names = [\"userdel\"] }\n\
+                 message_zh = \"删除用户\"\nmessage_en = \"deletes a user\"\n";
+    let (st, v) = call(
+        &s,
+        &admin,
+        reqwest::Method::PUT,
+        "/api/v1/danger-rules",
+        Some(json!({"toml": rules})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+
+    // A warning must be acknowledged.
+    let body = json!({"environment": "test", "targets": "local", "command": "userdel nobody-here || true"});
+    let (st, v) = post(&s, &op, "/api/v1/exec", body.clone()).await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["code"], "guard.warning_unacknowledged");
+    let mut ack = body.clone();
+    ack["acknowledge_warnings"] = json!(true);
+    let (st, v) = post(&s, &op, "/api/v1/exec", ack).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
+
+    // Approval: the run waits; the starter cannot approve it; another person can.
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": "local", "command": "echo would: reboot"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["status"], "pending",
+        "an echoed word is not a reboot: {v}"
+    );
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": "local", "command": "true || /sbin/reboot"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "waiting_approval", "{v}");
+    let id = v["run_id"].as_i64().unwrap();
+    let approval = v["approval_id"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (_, d) = get(&s, &op, &format!("/api/v1/runs/{id}")).await;
+    assert_eq!(d["run"]["status"], "waiting_approval");
+    assert_eq!(
+        d["tasks"].as_array().unwrap().len(),
+        0,
+        "nothing ran before approval"
+    );
+    let (st, _) = post(
+        &s,
+        &op,
+        &format!("/api/v1/approvals/{approval}/decide"),
+        json!({"approve": true}),
+    )
+    .await;
+    assert_eq!(st, 403, "the starter cannot approve");
+    let (st, v) = post(
+        &s,
+        &approver,
+        &format!("/api/v1/approvals/{approval}/decide"),
+        json!({"approve": true, "comment": "maintenance window"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let d = wait_run(&s, &op, id, finished).await;
+    assert_eq!(d["run"]["status"], "succeeded", "{d}");
+    let actions = s.audit_actions().await;
+    assert!(actions.iter().any(|(a, _)| a == "danger.rules.set"));
+    assert!(actions.iter().any(|(a, _)| a == "approval.request"));
+}
