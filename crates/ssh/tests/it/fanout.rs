@@ -41,7 +41,7 @@ async fn fan_out_with_stdin_collects_output_and_reports_failures_per_host() {
     targets[4].0 = SshTarget::new(sshd.user.clone(), "127.0.0.1", 1);
     let mut results = vec![None; 6];
     let lim = ballast_ssh::ExecLimits {
-        timeout: Duration::from_secs(20),
+        timeout: Duration::from_secs(120),
         ..limits()
     };
     fan_out_with(

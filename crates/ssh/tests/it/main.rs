@@ -24,8 +24,9 @@ pub struct Ran {
 
 pub fn limits() -> ExecLimits {
     ExecLimits {
-        connect_timeout: Duration::from_secs(10),
-        timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(60),
+        // Generous: a loaded CI machine must not turn a slow `echo` into a failure.
+        timeout: Duration::from_secs(120),
         output_cap_bytes: 1 << 20,
     }
 }

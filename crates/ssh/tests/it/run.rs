@@ -70,7 +70,7 @@ async fn bash_script_on_stdin_gets_its_arguments_verbatim() {
     let dir = tempfile::tempdir().unwrap();
     let sshd = start(dir.path());
     let args: Vec<String> = TRICKY.iter().map(|s| s.to_string()).collect();
-    let cmd = script_command("bash", &args, Duration::from_secs(20), 10);
+    let cmd = script_command("bash", &args, Duration::from_secs(120), 10);
     let script = b"echo \"n=$#\"\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\"; done\necho \"nice=$(nice)\"\n";
     let ran = exec(&sshd, &cmd, Some(script.to_vec())).await;
     let o = ran.result.unwrap();
@@ -95,7 +95,7 @@ async fn sh_and_python3_scripts_on_stdin() {
     let sshd = start(dir.path());
     let args: Vec<String> = TRICKY.iter().map(|s| s.to_string()).collect();
 
-    let cmd = script_command("sh", &args, Duration::from_secs(20), 0);
+    let cmd = script_command("sh", &args, Duration::from_secs(120), 0);
     let ran = exec(&sshd, &cmd, Some(b"printf '%s|' \"$@\"".to_vec())).await;
     assert_eq!(ran.result.unwrap().exit_code, Some(0));
     assert_eq!(
@@ -103,7 +103,7 @@ async fn sh_and_python3_scripts_on_stdin() {
         format!("{}|", TRICKY.join("|"))
     );
 
-    let cmd = script_command("python3", &args, Duration::from_secs(20), 0);
+    let cmd = script_command("python3", &args, Duration::from_secs(120), 0);
     let script = b"import sys\nsys.stdout.write('|'.join(sys.argv[1:]))\nsys.exit(3)\n";
     let ran = exec(&sshd, &cmd, Some(script.to_vec())).await;
     assert_eq!(ran.result.unwrap().exit_code, Some(3));
