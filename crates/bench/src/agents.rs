@@ -25,6 +25,7 @@ pub struct Args {
     pub poll: Duration,
     pub parallel: usize,
     pub settle: Duration,
+    pub round_timeout: Duration,
 }
 
 fn facts(i: usize) -> Facts {
@@ -131,8 +132,8 @@ async fn agent(
 
 fn tracing_note(i: usize, e: &ballast_agent::AgentError) {
     static SHOWN: AtomicU64 = AtomicU64::new(0);
-    if SHOWN.fetch_add(1, Ordering::Relaxed) < 5 {
-        eprintln!("agent {i}: session ended: {e} (reconnecting)");
+    if SHOWN.fetch_add(1, Ordering::Relaxed) < 50 {
+        eprintln!("agent {i} (sim-{i:05}): session ended: {e} (reconnecting)");
     }
 }
 
@@ -223,7 +224,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     );
 
     let mut times = Vec::with_capacity(a.rounds);
-    let timeout = Duration::from_secs(120 + 60 * (a.agents as u64 / 1000));
+    let timeout = a.round_timeout;
     for r in 0..a.rounds {
         let (d, detail) = server
             .exec_and_wait(&op, "agent:*", "echo ok", a.poll, timeout)

@@ -71,6 +71,9 @@ enum Cmd {
         /// Idle time after all agents connected, before the server's RSS is read.
         #[arg(long, default_value_t = 5)]
         settle_secs: u64,
+        /// A round not finished after this long fails the benchmark.
+        #[arg(long, default_value_t = 300)]
+        round_timeout_secs: u64,
     },
     /// SSH fan-out: `echo ok` on N loopback aliases of one real sshd through a real `ballast
     /// serve`, and with Ansible on the same inventory when --ansible is given.
@@ -256,6 +259,7 @@ async fn main() -> anyhow::Result<()> {
             poll_ms,
             parallel,
             settle_secs,
+            round_timeout_secs,
         } => {
             agents::run(agents::Args {
                 ballast,
@@ -264,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
                 poll: Duration::from_millis(poll_ms),
                 parallel,
                 settle: Duration::from_secs(settle_secs),
+                round_timeout: Duration::from_secs(round_timeout_secs),
             })
             .await
         }

@@ -78,6 +78,7 @@ impl Server {
             agent_addr,
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(16)
+                .timeout(Duration::from_secs(120))
                 .build()?,
         };
         let start = Instant::now();
@@ -220,7 +221,11 @@ impl Server {
                 break t0.elapsed();
             }
             if t0.elapsed() > timeout {
-                bail!("run {id} not finished after {timeout:?} (status {status:?})");
+                let detail = self.get(token, &format!("/api/v1/runs/{id}")).await?;
+                bail!(
+                    "run {id} not finished after {timeout:?} (status {status:?}): {}",
+                    failures(&detail)
+                );
             }
             tokio::time::sleep(poll).await;
         };
@@ -245,10 +250,10 @@ pub fn count(detail: &Value, status: &str) -> u64 {
 pub fn failures(detail: &Value) -> String {
     let mut out = Vec::new();
     if let Some(tasks) = detail["tasks"].as_array() {
-        for t in tasks.iter().filter(|t| t["status"] != "succeeded").take(3) {
+        for t in tasks.iter().filter(|t| t["status"] != "succeeded").take(5) {
             out.push(format!(
-                "{} {} {} {}",
-                t["host"], t["status"], t["error_code"], t["error_message"]
+                "{} {} {} {} started {}",
+                t["host"], t["status"], t["error_code"], t["error_message"], t["started_at"]
             ));
         }
     }
