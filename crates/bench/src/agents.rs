@@ -231,11 +231,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             .await?;
         let ok = server::count(&detail, "succeeded");
         println!(
-            "round {}: {} s, run {}, {ok} of {} tasks succeeded",
+            "round {}: {} s, run {}, {ok} of {} tasks succeeded ({})",
             r + 1,
             secs(d),
             detail["run"]["status"],
-            a.agents
+            a.agents,
+            server::timeline(&detail)
         );
         if ok != a.agents as u64 {
             bail!("round {}: {}", r + 1, server::failures(&detail));

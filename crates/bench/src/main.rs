@@ -94,6 +94,14 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         poll_ms: u64,
     },
+    /// The runner alone (what every agent does per task): N concurrent `echo ok` tasks with the
+    /// default limits, in this process; the wall time of the whole batch, R rounds.
+    Runner {
+        #[arg(long, default_value_t = 1000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// A real `ballast agent` process connected to a real server, idle: RSS and CPU time.
     AgentIdle {
         /// The `ballast` binary (default: next to this one).
@@ -237,6 +245,50 @@ async fn audit_append(
     Ok(())
 }
 
+async fn runner_batch(tasks: usize, rounds: usize) -> anyhow::Result<()> {
+    use ballast_runner::{CancelToken, Interpreter, Runner, TaskSpec};
+    let dir = tempfile::tempdir()?;
+    let runner = Arc::new(Runner::probe(dir.path()));
+    println!("{}", server::machine_note());
+    let mut times = Vec::new();
+    for r in 0..rounds {
+        let t0 = Instant::now();
+        let mut handles = Vec::with_capacity(tasks);
+        for _ in 0..tasks {
+            let runner = runner.clone();
+            handles.push(tokio::spawn(async move {
+                let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+                let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+                let spec = TaskSpec::new(Interpreter::Bash, "echo ok");
+                let o = runner.run(&spec, tx, CancelToken::new()).await;
+                let _ = drain.await;
+                o.map(|o| o.success()).unwrap_or(false)
+            }));
+        }
+        let mut ok = 0;
+        for h in handles {
+            if h.await.unwrap_or(false) {
+                ok += 1;
+            }
+        }
+        let d = t0.elapsed();
+        println!(
+            "round {}: {:.3} s, {ok} of {tasks} succeeded",
+            r + 1,
+            d.as_secs_f64()
+        );
+        times.push(d);
+    }
+    times.sort();
+    println!(
+        "RESULT runner tasks={tasks} rounds={rounds} p50={:.3} s min={:.3} s max={:.3} s",
+        percentile(&times, 50.0).as_secs_f64(),
+        times.first().map_or(0.0, Duration::as_secs_f64),
+        times.last().map_or(0.0, Duration::as_secs_f64),
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
@@ -290,6 +342,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Cmd::Runner { tasks, rounds } => runner_batch(tasks, rounds).await,
         Cmd::AgentIdle { ballast, seconds } => idle::run(idle::Args { ballast, seconds }).await,
     }
 }

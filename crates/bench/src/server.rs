@@ -247,6 +247,35 @@ pub fn count(detail: &Value, status: &str) -> u64 {
 }
 
 /// A short summary of a run's non-succeeded tasks (first few), for error reports.
+/// Where the time of a finished run went, from the server's own timestamps (ms after the run
+/// was created): run started (claimed), first and last task started, last task finished, run
+/// finished.
+pub fn timeline(detail: &Value) -> String {
+    let ts = |v: &Value| {
+        v.as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    let Some(created) = ts(&detail["run"]["created_at"]) else {
+        return "no timeline".into();
+    };
+    let ms = |t: Option<chrono::DateTime<chrono::FixedOffset>>| {
+        t.map_or("-".to_string(), |t| {
+            format!("{}", (t - created).num_milliseconds())
+        })
+    };
+    let tasks = detail["tasks"].as_array().cloned().unwrap_or_default();
+    let started: Vec<_> = tasks.iter().filter_map(|t| ts(&t["started_at"])).collect();
+    let finished: Vec<_> = tasks.iter().filter_map(|t| ts(&t["finished_at"])).collect();
+    format!(
+        "run claimed +{} ms, tasks started +{}..+{} ms, last task finished +{} ms, run finished +{} ms",
+        ms(ts(&detail["run"]["started_at"])),
+        ms(started.iter().min().copied()),
+        ms(started.iter().max().copied()),
+        ms(finished.iter().max().copied()),
+        ms(ts(&detail["run"]["finished_at"])),
+    )
+}
+
 pub fn failures(detail: &Value) -> String {
     let mut out = Vec::new();
     if let Some(tasks) = detail["tasks"].as_array() {

@@ -256,11 +256,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             .await?;
         let ok = server::count(&detail, "succeeded");
         println!(
-            "ballast round {}: {} s, run {}, {ok} of {} tasks succeeded",
+            "ballast round {}: {} s, run {}, {ok} of {} tasks succeeded ({})",
             r + 1,
             secs(d),
             detail["run"]["status"],
-            a.targets
+            a.targets,
+            server::timeline(&detail)
         );
         if ok != a.targets as u64 {
             bail!("ballast round {}: {}", r + 1, server::failures(&detail));

@@ -31,7 +31,7 @@ pub use batch::BatchExpr;
 pub use danger::{Action, Finding, Rule, Scan, ScanLanguage, default_rules, rules_from_toml, scan};
 pub use error::ExecError;
 pub use lang::Language;
-pub use params::{ParamDef, ParamError, ParamType, Resolved, mask, resolve};
+pub use params::{ParamDef, ParamError, ParamType, Resolved, StreamMasker, mask, resolve};
 pub use plan::{FailurePolicy, PlanError, PlanSpec, StepKind, StepSpec, retry_delay, validate};
 pub use script::{DiffKind, DiffLine, MAX_SCRIPT_BYTES, NeedsApproval, VersionState};
 pub use status::{Decision, RunStatus, StepStatus, StepVerdict, TaskStatus, step_outcome};

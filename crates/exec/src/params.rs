@@ -444,10 +444,171 @@ pub fn mask(text: &str, secrets: &[&str]) -> String {
     out
 }
 
+/// Merged byte ranges of every occurrence (overlapping ones included) of every non-empty secret.
+fn covered_bytes(data: &[u8], secrets: &[Vec<u8>]) -> Vec<(usize, usize)> {
+    let mut covered: Vec<(usize, usize)> = Vec::new();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        for (i, w) in data.windows(secret.len()).enumerate() {
+            if w == secret.as_slice() {
+                covered.push((i, i + secret.len()));
+            }
+        }
+    }
+    covered.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(covered.len());
+    for (start, end) in covered {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
+}
+
+/// Masks secrets in a stream of output chunks, even when a secret is split across two chunks.
+///
+/// Works on bytes (output need not be UTF-8). Each [`StreamMasker::push`] returns what can be
+/// released now: everything except the last `longest secret − 1` bytes, which are held back
+/// until the next chunk shows whether they begin a secret; [`StreamMasker::finish`] releases the
+/// rest. Use one masker per stream (stdout, stderr).
+#[derive(Debug, Clone)]
+pub struct StreamMasker {
+    secrets: Vec<Vec<u8>>,
+    keep: usize,
+    carry: Vec<u8>,
+}
+
+/// Held-back bytes beyond which a run of back-to-back secrets is released anyway (bounded memory).
+const MASKER_MAX_CARRY: usize = 64 * 1024;
+
+impl StreamMasker {
+    pub fn new(secrets: &[&str]) -> StreamMasker {
+        let secrets: Vec<Vec<u8>> = secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        let keep = secrets
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(1);
+        StreamMasker {
+            secrets,
+            keep,
+            carry: Vec::new(),
+        }
+    }
+
+    /// Adds a chunk; returns the masked bytes that can be released now (possibly none).
+    pub fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        if self.secrets.is_empty() {
+            return data.to_vec();
+        }
+        self.carry.extend_from_slice(data);
+        let covered = covered_bytes(&self.carry, &self.secrets);
+        // A secret not yet complete starts within the last `keep` bytes: hold those back. A
+        // complete occurrence across the cut is held back whole (its start becomes the cut), so
+        // a masked region is never split.
+        let mut cut = self.carry.len().saturating_sub(self.keep);
+        if let Some(&(start, end)) = covered.iter().find(|(s, e)| *s < cut && cut < *e) {
+            cut = if start > 0 || self.carry.len() <= MASKER_MAX_CARRY {
+                start
+            } else {
+                end
+            };
+        }
+        let rest = self.carry.split_off(cut);
+        let head = std::mem::replace(&mut self.carry, rest);
+        let head_covered: Vec<(usize, usize)> =
+            covered.into_iter().filter(|(_, e)| *e <= cut).collect();
+        apply_mask(&head, &head_covered)
+    }
+
+    /// Releases what is held back, masked (the stream ended).
+    pub fn finish(&mut self) -> Vec<u8> {
+        let carry = std::mem::take(&mut self.carry);
+        let covered = covered_bytes(&carry, &self.secrets);
+        apply_mask(&carry, &covered)
+    }
+}
+
+fn apply_mask(data: &[u8], covered: &[(usize, usize)]) -> Vec<u8> {
+    if covered.is_empty() {
+        return data.to_vec();
+    }
+    let mut out = Vec::with_capacity(data.len());
+    let mut pos = 0;
+    for &(start, end) in covered {
+        out.extend_from_slice(data.get(pos..start).unwrap_or_default());
+        out.extend_from_slice(MASK.as_bytes());
+        pos = end;
+    }
+    out.extend_from_slice(data.get(pos..).unwrap_or_default());
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    fn stream(secrets: &[&str], chunks: &[&[u8]]) -> Vec<u8> {
+        let mut m = StreamMasker::new(secrets);
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(m.push(c));
+        }
+        out.extend(m.finish());
+        out
+    }
+
+    #[test]
+    fn stream_masker_masks_a_secret_split_across_chunks() {
+        let out = stream(&["hunter2"], &[b"pass=hun", b"ter2 ok\n"]);
+        assert_eq!(out, b"pass=****** ok\n");
+        // One byte per chunk.
+        let text = b"a hunter2 b hunter2";
+        let bytes: Vec<&[u8]> = text.chunks(1).collect();
+        assert_eq!(stream(&["hunter2"], &bytes), b"a ****** b ******");
+        // Not UTF-8 around it; several secrets; a partial secret at the very end stays as is.
+        let out = stream(
+            &["s3cr3t", "tok"],
+            &[&[0xff, b's', b'3'], b"cr3t-t", b"ok hunt"],
+        );
+        assert_eq!(out, [&[0xff][..], b"******-****** hunt"].concat());
+        // No secrets: passes through untouched, nothing held back.
+        let mut m = StreamMasker::new(&[]);
+        assert_eq!(m.push(b"abc"), b"abc");
+        assert!(m.finish().is_empty());
+    }
+
+    #[test]
+    fn stream_masker_releases_early_and_bounds_its_memory() {
+        let mut m = StreamMasker::new(&["hunter2"]);
+        // Holds back at most 6 bytes of ordinary output.
+        assert_eq!(m.push(b"0123456789"), b"0123");
+        // Back-to-back secrets (self-overlapping runs) are still released when they grow.
+        let mut m = StreamMasker::new(&["aa"]);
+        let big = vec![b'a'; 200_000];
+        let mut out = m.push(&big);
+        out.extend(m.finish());
+        assert!(!out.contains(&b'a'), "no part of a secret leaks");
+    }
+
+    #[test]
+    fn stream_masker_agrees_with_mask_on_whole_text() {
+        let text = "x=hunter2;y=hunter22;z=2hunter";
+        for size in 1..text.len() {
+            let chunks: Vec<&[u8]> = text.as_bytes().chunks(size).collect();
+            assert_eq!(
+                stream(&["hunter2", "22"], &chunks),
+                mask(text, &["hunter2", "22"]).into_bytes(),
+                "chunk size {size}"
+            );
+        }
+    }
 
     fn given(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

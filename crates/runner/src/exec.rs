@@ -66,7 +66,17 @@ where
 }
 
 /// [`process_group_members`] off the async workers (empty if the scan could not run).
+///
+/// First one `kill(-pgid, 0)`: when no process of the group exists at all (the usual case once
+/// the leader is reaped) the answer is known without scanning `/proc` — a scan reads every
+/// process's `stat`, which at 1,000 concurrent tasks is a million reads per round of exits.
 async fn group_members(pgid: i32) -> Vec<i32> {
+    let Some(pid) = rustix::process::Pid::from_raw(pgid) else {
+        return Vec::new();
+    };
+    if rustix::process::test_kill_process_group(pid) == Err(rustix::io::Errno::SRCH) {
+        return Vec::new();
+    }
     blocking(move || process_group_members(pgid))
         .await
         .unwrap_or_default()
@@ -91,15 +101,25 @@ impl Runner {
         validate(spec)?;
         let start = Instant::now();
         let script = {
-            let base_dir = self.base_dir.clone();
+            let script_dir = self.script_dir().to_path_buf();
+            let work_dir = self.base_dir.clone();
             let text = spec.script.clone();
             let suffix = spec.interpreter.suffix();
-            blocking(move || write_script(&base_dir, &text, suffix))
-                .await
-                .map_err(|e| RunnerError::ScriptFile {
-                    path: self.base_dir.display().to_string(),
-                    source: std::io::Error::other(e),
-                })??
+            blocking(move || {
+                if script_dir != work_dir {
+                    // The default working directory, when scripts live elsewhere.
+                    private_dir(&work_dir).map_err(|source| RunnerError::ScriptFile {
+                        path: work_dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                write_script(&script_dir, &text, suffix)
+            })
+            .await
+            .map_err(|e| RunnerError::ScriptFile {
+                path: self.script_dir().display().to_string(),
+                source: std::io::Error::other(e),
+            })??
         };
         let id = script
             .file_stem()
@@ -136,7 +156,8 @@ impl Runner {
                 }
             }
         };
-        let argv = self.command_line(spec, &script, cgroup.as_ref(), &mut caps, &mut detail);
+        let (argv, nice_thread) =
+            self.command_line(spec, &script, cgroup.as_ref(), &mut caps, &mut detail);
         caps.detail = detail.join("; ");
 
         if cancel.is_cancelled() {
@@ -158,7 +179,7 @@ impl Runner {
             });
         }
 
-        let result = self.supervise(spec, &argv, out, &cancel).await;
+        let result = self.supervise(spec, &argv, nice_thread, out, &cancel).await;
         if let Some(cg) = cgroup {
             cg.kill_and_remove().await;
         }
@@ -179,8 +200,9 @@ impl Runner {
         })
     }
 
-    /// `[cgroup wrapper] [nice -n N] [prlimit --as=B --] <interp> <file> <args…>`; records in
-    /// `caps`/`detail` exactly what was applied and what was not.
+    /// `[cgroup wrapper] [nice -n N] [prlimit --as=B --] <interp> <file> <args…>`, and the
+    /// niceness to spawn it at from a niced thread (then without the `nice` wrapper); records
+    /// in `caps`/`detail` exactly what was applied and what was not.
     fn command_line(
         &self,
         spec: &TaskSpec,
@@ -188,7 +210,7 @@ impl Runner {
         cgroup: Option<&TaskCgroup>,
         caps: &mut CapsApplied,
         detail: &mut Vec<String>,
-    ) -> Vec<OsString> {
+    ) -> (Vec<OsString>, Option<i32>) {
         let limits: &Limits = &spec.limits;
         let mut argv: Vec<OsString> = Vec::new();
         if let Some(cg) = cgroup {
@@ -202,18 +224,26 @@ impl Runner {
             ]);
             caps.cgroup = true;
         }
+        let mut nice_thread = None;
         if let Some(n) = limits.nice {
-            match &self.caps.nice {
-                Some(nice) => {
+            match (self.spawners.available(n), &self.caps.nice) {
+                (Ok(()), _) => {
+                    nice_thread = Some(n);
+                    caps.nice = true;
+                    detail.push(format!("nice +{n} (spawned by a thread at that niceness)"));
+                }
+                (Err(why), Some(nice)) => {
                     argv.extend([
                         nice.clone().into_os_string(),
                         "-n".into(),
                         n.to_string().into(),
                     ]);
                     caps.nice = true;
-                    detail.push(format!("nice -n {n}"));
+                    detail.push(format!("nice -n {n} ({why})"));
                 }
-                None => detail.push(format!("nice {n} not applied: nice not found")),
+                (Err(why), None) => {
+                    detail.push(format!("nice {n} not applied: {why}; nice not found"));
+                }
             }
         }
         if cgroup.is_none() {
@@ -237,10 +267,13 @@ impl Runner {
                 detail.push(format!("cpu cap {pct}% not applied: no cgroup v2"));
             }
         }
-        argv.push(spec.interpreter.program().into());
+        argv.push(
+            self.program_path(spec.interpreter.program())
+                .into_os_string(),
+        );
         argv.push(script.as_os_str().to_owned());
         argv.extend(spec.args.iter().map(OsString::from));
-        argv
+        (argv, nice_thread)
     }
 
     /// Spawn, stream, wait; on timeout/cancel terminate the group.
@@ -253,6 +286,7 @@ impl Runner {
         &self,
         spec: &TaskSpec,
         argv: &[OsString],
+        nice_thread: Option<i32>,
         out: mpsc::Sender<Chunk>,
         cancel: &CancelToken,
     ) -> Result<Supervised, RunnerError> {
@@ -275,10 +309,21 @@ impl Runner {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|source| RunnerError::Spawn {
+        let spawn_error = |source| RunnerError::Spawn {
             program: program.to_string_lossy().into_owned(),
             source,
-        })?;
+        };
+        let mut child = match nice_thread {
+            None => cmd.spawn().map_err(spawn_error)?,
+            Some(n) => match self.spawners.spawn(n, cmd).await {
+                Ok(c) => c,
+                Err(crate::spawn::NiceSpawnError::Spawn(e)) => return Err(spawn_error(e)),
+                // Checked just before; never run a task without the priority it was promised.
+                Err(crate::spawn::NiceSpawnError::Unavailable(why)) => {
+                    return Err(spawn_error(std::io::Error::other(why)));
+                }
+            },
+        };
         let pgid = child.id().and_then(|p| i32::try_from(p).ok());
         let mut guard = GroupGuard {
             pgid,
@@ -608,8 +653,7 @@ fn write_script(
         path: base_dir.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(base_dir).map_err(err)?;
-    std::fs::set_permissions(base_dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    private_dir(base_dir).map_err(err)?;
     let mut file = tempfile::Builder::new()
         .prefix("task-")
         .suffix(suffix)
@@ -619,6 +663,12 @@ fn write_script(
     file.write_all(script.as_bytes()).map_err(err)?;
     file.flush().map_err(err)?;
     Ok(file.into_temp_path())
+}
+
+/// Creates `dir` if needed and makes it private (0700).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Remove the script file off the async workers.

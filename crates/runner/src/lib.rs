@@ -10,7 +10,8 @@
 //!   controllers): a per-task cgroup with `memory.max` and `cpu.max`; the child joins it through a
 //!   `sh` wrapper before `exec`, so there is no race and no `unsafe`;
 //! - otherwise **`prlimit --as=<bytes>`** (util-linux) for memory; CPU share is then not capped;
-//! - **`nice -n N`** for CPU priority in both cases.
+//! - **niceness +N** for CPU priority in both cases, inherited from a spawning thread that runs
+//!   at that niceness (see `spawn.rs`; the `nice` program is the fallback).
 //!
 //! [`Outcome::caps`] records exactly which mechanisms were applied; a cap that was not applied is
 //! never claimed. Output is streamed chunk by chunk (≤ 64 KiB) to a channel, capped per stream.
@@ -20,6 +21,7 @@ mod caps;
 mod error;
 mod exec;
 pub mod procfs;
+mod spawn;
 mod spec;
 
 pub use cancel::CancelToken;

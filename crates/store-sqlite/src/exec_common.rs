@@ -530,6 +530,34 @@ fn changed_one(rows: u64, what: impl FnOnce() -> String) -> Result<()> {
     }
 }
 
+/// Replaces a task's mutable fields (see [`ExecStore::update_task`]).
+async fn update_task_on(conn: &mut Conn, t: &TaskRow) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE tasks SET batch = $2, status = $3, exit_code = $4, error_code = $5, \
+         error_message = $6, stdout_bytes = $7, stderr_bytes = $8, truncated = $9, \
+         started_at = $10, finished_at = $11 WHERE id = $1",
+    )
+    .bind(t.id)
+    .bind(t.batch)
+    .bind(&t.status)
+    .bind(t.exit_code)
+    .bind(&t.error_code)
+    .bind(&t.error_message)
+    .bind(t.stdout_bytes)
+    .bind(t.stderr_bytes)
+    .bind(t.truncated)
+    .bind(t.started_at.map(micros))
+    .bind(t.finished_at.map(micros))
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    changed_one(done.rows_affected(), || format!("task {}", t.id))
+}
+
+/// `last_seen_at` moves forward only (heartbeats may arrive out of order).
+const TOUCH_SEEN: &str = "last_seen_at = CASE WHEN last_seen_at IS NULL \
+     OR last_seen_at < $2 THEN $2 ELSE last_seen_at END";
+
 fn limit(n: u32) -> i64 {
     i64::from(n)
 }
@@ -844,26 +872,7 @@ impl ExecStore for StoreImpl {
     }
 
     async fn update_task(&self, t: &TaskRow) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE tasks SET batch = $2, status = $3, exit_code = $4, error_code = $5, \
-             error_message = $6, stdout_bytes = $7, stderr_bytes = $8, truncated = $9, \
-             started_at = $10, finished_at = $11 WHERE id = $1",
-        )
-        .bind(t.id)
-        .bind(t.batch)
-        .bind(&t.status)
-        .bind(t.exit_code)
-        .bind(&t.error_code)
-        .bind(&t.error_message)
-        .bind(t.stdout_bytes)
-        .bind(t.stderr_bytes)
-        .bind(t.truncated)
-        .bind(t.started_at.map(micros))
-        .bind(t.finished_at.map(micros))
-        .execute(&mut *self.conn().await?)
-        .await
-        .map_err(db_err)?;
-        changed_one(done.rows_affected(), || format!("task {}", t.id))
+        update_task_on(&mut *self.conn().await?, t).await
     }
 
     async fn mark_tasks(
@@ -896,15 +905,7 @@ impl ExecStore for StoreImpl {
     }
 
     async fn append_output(&self, chunks: &[OutputChunkRow]) -> Result<()> {
-        if chunks.is_empty() {
-            return Ok(());
-        }
-        let sql = insert_sql("task_output", OUTPUT_COLUMNS);
-        let mut tx = write_tx(self).await?;
-        for c in chunks {
-            exec(&mut tx, bind_output(sqlx::query(&sql), c)).await?;
-        }
-        tx.commit().await.map_err(db_err)
+        self.record_tasks(&[], chunks).await
     }
 
     async fn agents(&self) -> Result<Vec<AgentRow>> {
@@ -926,18 +927,18 @@ impl ExecStore for StoreImpl {
         version: Option<&str>,
     ) -> Result<()> {
         // The last-seen time never moves backwards (heartbeats may arrive out of order).
-        let done = sqlx::query(
-            "UPDATE agents SET last_seen_at = CASE WHEN last_seen_at IS NULL \
-               OR last_seen_at < $2 THEN $2 ELSE last_seen_at END, \
-             facts = COALESCE($3, facts), version = COALESCE($4, version) WHERE id = $1",
-        )
-        .bind(id)
-        .bind(micros(at))
-        .bind(facts.map(Json))
-        .bind(version)
-        .execute(&mut *self.conn().await?)
-        .await
-        .map_err(db_err)?;
+        let sql = format!(
+            "UPDATE agents SET {TOUCH_SEEN}, facts = COALESCE($3, facts), \
+             version = COALESCE($4, version) WHERE id = $1"
+        );
+        let done = sqlx::query(&sql)
+            .bind(id)
+            .bind(micros(at))
+            .bind(facts.map(Json))
+            .bind(version)
+            .execute(&mut *self.conn().await?)
+            .await
+            .map_err(db_err)?;
         changed_one(done.rows_affected(), || format!("agent {id}"))
     }
 
@@ -979,6 +980,33 @@ impl ExecStore for StoreImpl {
         let sql = format!("SELECT {SETTING_COLUMNS} FROM settings WHERE key = $1");
         let q = sqlx::query(&sql).bind(key);
         one(&mut *self.conn().await?, q, setting).await
+    }
+
+    async fn record_tasks(&self, tasks: &[TaskRow], chunks: &[OutputChunkRow]) -> Result<()> {
+        if tasks.is_empty() && chunks.is_empty() {
+            return Ok(());
+        }
+        let sql = insert_sql("task_output", OUTPUT_COLUMNS);
+        let mut tx = write_tx(self).await?;
+        for t in tasks {
+            update_task_on(&mut tx, t).await?;
+        }
+        for c in chunks {
+            exec(&mut tx, bind_output(sqlx::query(&sql), c)).await?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn touch_agents(&self, seen: &[(String, DateTime<Utc>)]) -> Result<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let sql = format!("UPDATE agents SET {TOUCH_SEEN} WHERE id = $1");
+        let mut tx = write_tx(self).await?;
+        for (id, at) in seen {
+            exec(&mut tx, sqlx::query(&sql).bind(id).bind(micros(*at))).await?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 }
 

@@ -2267,6 +2267,52 @@ pub async fn exec_run_steps_tasks_output(store: &dyn Store) {
     );
     assert!(store.output(tid, -1, 0).await.must("limit 0").is_empty());
 
+    // Group commit: several updates of one task (the last wins) and chunks, in one transaction;
+    // all or nothing when one of them fails.
+    let mut started = tasks[0].clone();
+    started.status = "running".into();
+    started.started_at = Some(at(8));
+    let mut done = started.clone();
+    done.status = "failed".into();
+    done.exit_code = Some(2);
+    done.finished_at = Some(at(9));
+    let more = vec![
+        chunk(tasks[0].id, 1, "stdout", b" more", at(8)),
+        chunk(tasks[0].id, 2, "stderr", b"boom", at(9)),
+    ];
+    store
+        .record_tasks(&[started.clone(), done.clone()], &more)
+        .await
+        .must("record tasks");
+    assert_eq!(store.task(done.id).await.must("task"), Some(done.clone()));
+    assert_eq!(store.output(tasks[0].id, 0, 100).await.must("output"), more);
+    store.record_tasks(&[], &[]).await.must("record nothing");
+    let missing = TaskRow {
+        id: 99_999,
+        ..done.clone()
+    };
+    let mut again = done.clone();
+    again.status = "succeeded".into();
+    assert_not_found(
+        store
+            .record_tasks(
+                &[again, missing],
+                &[chunk(tasks[0].id, 3, "stdout", b"lost", at(10))],
+            )
+            .await,
+        "recording an unknown task",
+    );
+    assert_eq!(
+        store.task(done.id).await.must("task"),
+        Some(done.clone()),
+        "a failed group commit changes no task"
+    );
+    assert_eq!(
+        store.output(tasks[0].id, 0, 100).await.must("output"),
+        more,
+        "a failed group commit stores no chunk"
+    );
+
     // Listing: newest first, filters, paging.
     let q = |status: Option<&str>, before_id: Option<i64>, limit: u32| RunQuery {
         status: status.map(str::to_string),
@@ -2635,6 +2681,23 @@ pub async fn exec_agents_revoke_touch(store: &dyn Store) {
         store.touch_agent("nope", at(10), None, None).await,
         "touching an unknown agent",
     );
+    store
+        .touch_agents(&[
+            ("ag-1".into(), at(12)),
+            ("ag-2".into(), at(3)),
+            ("nope".into(), at(12)),
+        ])
+        .await
+        .must("coalesced heartbeats");
+    store
+        .touch_agents(&[("ag-1".into(), at(11))])
+        .await
+        .must("late coalesced heartbeat");
+    store.touch_agents(&[]).await.must("no heartbeats");
+    let a = store.agent("ag-1").await.must("agent").must("ag-1");
+    assert_eq!(a.last_seen_at, Some(at(12)), "coalesced: never moves back");
+    assert_eq!(a.facts, facts, "coalesced heartbeats keep the facts");
+    assert!(store.agent("nope").await.must("unknown").is_none());
 
     let mut tx = store.begin().await.must("begin");
     tx.revoke_agent("ag-1", "bob", at(20)).await.must("revoke");

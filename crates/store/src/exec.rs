@@ -404,6 +404,16 @@ pub trait ExecStore: Send + Sync {
 
     // ---- settings
     async fn setting(&self, key: &str) -> Result<Option<SettingRow>>;
+
+    // ---- group commit (the engine's write-behind recorder and the agents' heartbeats)
+    /// Many tasks' bookkeeping in ONE transaction: each task's mutable fields replaced as by
+    /// [`ExecStore::update_task`], in order (a task may appear more than once: the last wins),
+    /// then the output chunks appended. All or nothing; `NotFound` names a missing task.
+    async fn record_tasks(&self, tasks: &[TaskRow], chunks: &[OutputChunkRow]) -> Result<()>;
+    /// Last-seen times of many agents in one transaction (coalesced heartbeats). Like
+    /// [`ExecStore::touch_agent`], a last-seen time never moves backwards; unknown ids are
+    /// ignored (an agent row is never created here).
+    async fn touch_agents(&self, seen: &[(String, DateTime<Utc>)]) -> Result<()>;
 }
 
 /// Actions, committed with their audit records (see [`crate::Tx::commit`]).

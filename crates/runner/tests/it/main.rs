@@ -15,12 +15,14 @@ use ballast_runner::{
 };
 use tokio::sync::mpsc;
 
-/// A runner whose script dir is inside `dir`; `fallback` forces prlimit/nice.
+/// A runner whose base dir is inside `dir`; `fallback` forces prlimit/nice and script files in
+/// the base dir (not on tmpfs).
 pub fn runner(dir: &Path, fallback: bool) -> Runner {
     Runner::probe_with(
         &dir.join("scripts"),
         &ProbeOptions {
             allow_cgroup: !fallback,
+            memory_scripts: !fallback,
             ..ProbeOptions::default()
         },
     )

@@ -91,6 +91,44 @@ async fn script_file_is_private_and_removed_after_the_run() {
     assert_eq!(std::fs::read_dir(r.base_dir()).unwrap().count(), 0);
 }
 
+#[tokio::test]
+async fn script_files_go_to_a_private_tmpfs_directory_when_there_is_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(dir.path(), false);
+    if !std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "))
+    {
+        // No tmpfs here: scripts stay in the base dir (the other tests cover that).
+        assert_eq!(r.script_dir(), r.base_dir());
+        return;
+    }
+    let shm = r.script_dir().to_path_buf();
+    assert!(shm.starts_with("/dev/shm/"), "{}", shm.display());
+    let s = spec(
+        Interpreter::Bash,
+        "echo \"$0\"; stat -c %a \"$0\" \"$(dirname \"$0\")\"; pwd",
+    );
+    let (outcome, chunks) = run_collect(&r, &s).await;
+    assert!(outcome.success(), "{outcome:?}");
+    let out = text(&chunks, Stream::Stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(std::path::Path::new(lines[0]).starts_with(&shm));
+    assert_eq!(lines[1..3], ["600", "700"]);
+    // Tasks still work in the base dir.
+    assert_eq!(std::path::Path::new(lines[3]), r.base_dir());
+    assert!(
+        !std::path::Path::new(lines[0]).exists(),
+        "script file left behind"
+    );
+    let clone = r.clone();
+    drop(r);
+    assert!(shm.exists(), "kept while a clone of the runner lives");
+    drop(clone);
+    assert!(!shm.exists(), "the tmpfs directory goes with the runner");
+}
+
 /// Start `script` (which must print `$$` first), return the group id once it is known.
 async fn start_group(
     script: &str,

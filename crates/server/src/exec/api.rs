@@ -637,7 +637,7 @@ pub async fn list_agents(
     caller: ApiCaller,
 ) -> ApiResult<Json<Vec<AgentOut>>> {
     read(&state, &caller, Permission::JobRead, "agent.list").await?;
-    let connected: Vec<String> = state
+    let connected: std::collections::HashSet<String> = state
         .exec
         .hub
         .connected()

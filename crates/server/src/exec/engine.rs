@@ -46,6 +46,8 @@ pub enum DriveError {
     Store(#[from] ballast_store::StoreError),
     #[error("lease lost")]
     LeaseLost,
+    #[error(transparent)]
+    Record(#[from] super::recorder::RecordError),
 }
 
 type DriveResult<T> = Result<T, DriveError>;
@@ -543,7 +545,12 @@ async fn resolve_targets(
     };
     let agents = state.store.agents().await?;
     let connected = state.exec.hub.connected();
+    let connected_ids: std::collections::HashSet<&str> =
+        connected.iter().map(|c| c.agent_id.as_str()).collect();
     let mut out: Vec<(String, &'static str, Resolved)> = Vec::new();
+    let mut labels: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // SSH credentials, read once per resolution.
+    let mut creds: Option<Vec<ballast_store::SshCredentialRow>> = None;
     for r in refs {
         match r {
             TargetRef::Local => {
@@ -557,6 +564,7 @@ async fn resolve_targets(
                         ),
                     }
                 };
+                labels.insert("local".into());
                 out.push(("local".into(), "local", resolved));
             }
             TargetRef::AllAgents => {
@@ -568,7 +576,7 @@ async fn resolve_targets(
                 names.sort();
                 for (host, id) in names {
                     let label = format!("agent:{host}");
-                    if !out.iter().any(|(l, _, _)| l == &label) {
+                    if labels.insert(label.clone()) {
                         out.push((label, "agent", Resolved::Agent { agent_id: id }));
                     }
                 }
@@ -580,7 +588,7 @@ async fn resolve_targets(
                     .filter(|a| a.hostname == host && a.revoked_at.is_none())
                     .collect();
                 let resolved = match candidates.iter().find(|a| &a.environment == env) {
-                    Some(a) if connected.iter().any(|c| c.agent_id == a.id) => Resolved::Agent {
+                    Some(a) if connected_ids.contains(a.id.as_str()) => Resolved::Agent {
                         agent_id: a.id.clone(),
                     },
                     Some(_) => Resolved::Refused {
@@ -598,12 +606,19 @@ async fn resolve_targets(
                         message: format!("{label}: no enrolled agent has this hostname"),
                     },
                 };
+                labels.insert(label.clone());
                 out.push((label, "agent", resolved));
             }
             TargetRef::Ssh { user, host, port } => {
                 let target = ballast_ssh::SshTarget::new(user.clone(), host.clone(), port);
                 let label = format!("ssh://{user}@{host}:{port}");
-                let resolved = resolve_ssh(state, &target, &label).await?;
+                if creds.is_none() {
+                    creds = Some(state.store.ssh_credentials().await?);
+                }
+                let resolved =
+                    resolve_ssh(state, creds.as_deref().unwrap_or_default(), &target, &label)
+                        .await?;
+                labels.insert(label.clone());
                 out.push((label, "ssh", resolved));
             }
         }
@@ -616,10 +631,10 @@ async fn resolve_targets(
 
 async fn resolve_ssh(
     state: &AppState,
+    creds: &[ballast_store::SshCredentialRow],
     target: &ballast_ssh::SshTarget,
     label: &str,
 ) -> DriveResult<Resolved> {
-    let creds = state.store.ssh_credentials().await?;
     let host_port = format!("{}@{}", target.user, target.host);
     let cred = creds
         .iter()
@@ -820,6 +835,8 @@ async fn run_attempt(
             break;
         }
     }
+    // Everything the tasks recorded is stored before the step's results are read.
+    state.exec.recorder.flush().await?;
     // Tasks of batches that never started.
     state
         .store
@@ -834,7 +851,8 @@ async fn run_attempt(
     Ok(())
 }
 
-/// Runs one task and records everything about it.
+/// Runs one task and records everything about it. The `running` row is durable before the host
+/// is contacted; the final row and the output go through the recorder's group commits.
 async fn run_task(
     state: &AppState,
     environment: &str,
@@ -844,9 +862,11 @@ async fn run_task(
     secrets: &[String],
     cancel: CancelToken,
 ) -> DriveResult<TaskStatus> {
+    let rec = &state.exec.recorder;
     task.status = TaskStatus::Running.as_str().into();
     task.started_at = Some(state.clock.now());
-    state.store.update_task(&task).await?;
+    rec.task(task.clone()).await?;
+    rec.flush().await?;
     let (tx, rx) = mpsc::channel::<OutChunk>(64);
     let writer = tokio::spawn(write_output(state.clone(), task.id, rx, secrets.to_vec()));
     let finished = match work {
@@ -871,12 +891,13 @@ async fn run_task(
     task.stderr_bytes = finished.stderr_bytes;
     task.truncated = finished.truncated;
     task.finished_at = Some(state.clock.now());
-    state.store.update_task(&task).await?;
+    rec.task(task).await?;
     state.metrics.task_finished(status.as_str());
     Ok(status)
 }
 
-/// Streams a task's output to storage (never accumulating it), masking secret values.
+/// Streams a task's output to storage through the recorder (never accumulating it), masking
+/// secret values — also one split across two chunks (one masker per stream).
 async fn write_output(
     state: AppState,
     task_id: i64,
@@ -884,39 +905,34 @@ async fn write_output(
     secrets: Vec<String>,
 ) {
     let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let mut maskers = [
+        ballast_exec::StreamMasker::new(&refs),
+        ballast_exec::StreamMasker::new(&refs),
+    ];
     let mut seq = 0i64;
-    let mut buf: Vec<OutputChunkRow> = Vec::new();
-    loop {
-        let first = rx.recv().await;
-        let Some(c) = first else { break };
-        buf.push(chunk_row(&state, task_id, &mut seq, c, &refs));
-        // Take whatever else is already waiting, up to 64 chunks per write.
-        while buf.len() < 64 {
-            match rx.try_recv() {
-                Ok(c) => buf.push(chunk_row(&state, task_id, &mut seq, c, &refs)),
-                Err(_) => break,
-            }
+    while let Some((err, data)) = rx.recv().await {
+        let released = maskers[usize::from(err)].push(&data);
+        if !released.is_empty() && !store_chunk(&state, task_id, &mut seq, err, released).await {
+            // The recorder is gone (shutdown): keep draining so the task never blocks.
+            while rx.recv().await.is_some() {}
+            return;
         }
-        if let Err(e) = state.store.append_output(&buf).await {
-            tracing::warn!("task {task_id}: storing output: {e}");
+    }
+    for (i, m) in maskers.iter_mut().enumerate() {
+        let rest = m.finish();
+        if !rest.is_empty() {
+            store_chunk(&state, task_id, &mut seq, i == 1, rest).await;
         }
-        buf.clear();
     }
 }
 
-fn chunk_row(
+async fn store_chunk(
     state: &AppState,
     task_id: i64,
     seq: &mut i64,
-    (err, data): OutChunk,
-    secrets: &[&str],
-) -> OutputChunkRow {
-    let data = if secrets.is_empty() {
-        data
-    } else {
-        // Masking works on text; output that is not UTF-8 is masked on its lossy form.
-        ballast_exec::mask(&String::from_utf8_lossy(&data), secrets).into_bytes()
-    };
+    err: bool,
+    data: Vec<u8>,
+) -> bool {
     let row = OutputChunkRow {
         task_id,
         seq: *seq,
@@ -925,7 +941,7 @@ fn chunk_row(
         at: state.clock.now(),
     };
     *seq += 1;
-    row
+    state.exec.recorder.output(row).await.is_ok()
 }
 
 /// Ends a run: final status and an audit record of the outcome, then notifications.

@@ -8,6 +8,7 @@
 //! - `transport` — local, agent and SSH execution behind one function;
 //! - `authority` — the agent hub's view of the database (enrolment tokens, agent identities);
 //! - `danger` — the dangerous-content stage of the guard pipeline;
+//! - `recorder` — group commits of task bookkeeping and output;
 //! - `seal` — secrets at rest; `model` — the frozen run snapshot;
 //! - `api` — `/api/v1/scripts|plans|runs|exec|agents|…`; `pages` — the web UI.
 
@@ -17,6 +18,7 @@ pub mod danger;
 pub mod engine;
 pub mod model;
 pub mod pages;
+pub mod recorder;
 pub mod seal;
 pub mod service;
 pub mod transport;
@@ -104,6 +106,8 @@ pub struct ExecRuntime {
     pub(crate) active: Mutex<HashMap<i64, CancelToken>>,
     /// The dangerous-command rules in force (reloaded from the settings table).
     pub danger: Arc<danger::RuleSet>,
+    /// Group commits of task bookkeeping and output (see [`recorder`]).
+    pub recorder: recorder::Recorder,
 }
 
 impl std::fmt::Debug for ExecRuntime {
@@ -214,6 +218,7 @@ impl ExecRuntime {
             .issue_server_cert(&config.exec.agent_server_names, 825)
             .map_err(|e| anyhow::anyhow!("agent server certificate: {e}"))?;
         let authority = Arc::new(authority::DbAuthority::new(store.clone(), clock.clone()));
+        authority::spawn_heartbeat_flusher(&authority);
         let ca = Arc::new(ca);
         let hub = Hub::new((*ca).clone(), &cert, &key, authority)
             .map_err(|e| anyhow::anyhow!("agent hub: {e}"))?
@@ -230,6 +235,7 @@ impl ExecRuntime {
             wake: Notify::new(),
             active: Mutex::new(HashMap::new()),
             danger,
+            recorder: recorder::Recorder::spawn(store),
         })
     }
 }

@@ -1106,7 +1106,7 @@ async fn agents_page(
     page: Page,
     Query(f): Query<Flash>,
 ) -> Response {
-    let connected: Vec<String> = state
+    let connected: std::collections::HashSet<String> = state
         .exec
         .hub
         .connected()
