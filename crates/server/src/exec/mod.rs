@@ -8,6 +8,7 @@
 //! - `transport` — local, agent and SSH execution behind one function;
 //! - `authority` — the agent hub's view of the database (enrolment tokens, agent identities);
 //! - `danger` — the dangerous-content stage of the guard pipeline;
+//! - `schedule` — scheduled runs (cron with trading-calendar filters, catch-up) and the scheduler;
 //! - `seal` — secrets at rest; `model` — the frozen run snapshot;
 //! - `api` — `/api/v1/scripts|plans|runs|exec|agents|…`; `pages` — the web UI.
 
@@ -17,6 +18,7 @@ pub mod danger;
 pub mod engine;
 pub mod model;
 pub mod pages;
+pub mod schedule;
 pub mod seal;
 pub mod service;
 pub mod transport;
@@ -61,6 +63,9 @@ pub struct ExecConfig {
     pub webhook_url: Option<String>,
     /// Validity of agent enrolment tokens, in hours.
     pub enroll_token_hours: i64,
+    /// A scheduled occurrence found due at most this many seconds late is run; older ones were
+    /// missed (no server was running) and follow the schedule's catch-up policy.
+    pub schedule_grace_secs: u64,
 }
 
 impl Default for ExecConfig {
@@ -76,6 +81,7 @@ impl Default for ExecConfig {
             task_cpu_percent: None,
             webhook_url: None,
             enroll_token_hours: 24,
+            schedule_grace_secs: 60,
         }
     }
 }
@@ -245,6 +251,7 @@ pub async fn spawn(state: crate::AppState) -> anyhow::Result<SocketAddr> {
         hub.serve(listener, CancelToken::new()).await;
     });
     engine::spawn(state.clone());
+    schedule::spawn(state.clone());
     let st = state.clone();
     tokio::spawn(async move {
         loop {
@@ -256,5 +263,8 @@ pub async fn spawn(state: crate::AppState) -> anyhow::Result<SocketAddr> {
 }
 
 pub fn routes() -> axum::Router<crate::AppState> {
-    api::routes().merge(pages::routes())
+    api::routes()
+        .merge(pages::routes())
+        .merge(schedule::api::routes())
+        .merge(schedule::pages::routes())
 }
