@@ -429,6 +429,7 @@ async fn handle(
             )),
         ),
     };
+    let mut stop_recorded = false;
     if let Some(m) = &stop_msg {
         // Retried every few minutes: one record until something changes.
         let newest = state
@@ -446,6 +447,7 @@ async fn handle(
                 .is_some_and(|f| f.outcome == FAILED && &f.message == m);
         if !repeated {
             fires.push(fire(&s, now, now, FAILED, m.clone()));
+            stop_recorded = true;
         }
     }
 
@@ -466,7 +468,13 @@ async fn handle(
     report.claimed += 1;
     let ids = tx.insert_fires(&fires).await?;
     let count = |o: &str| fires.iter().filter(|f| f.outcome == o).count();
-    let d = system_draft("schedule.fire", &s, Outcome::Success).after(serde_json::json!({
+    // A schedule stuck at the end of the calendar data is a failure to find in the audit log.
+    let outcome = if stop_msg.is_some() {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    let d = system_draft("schedule.fire", &s, outcome).after(serde_json::json!({
         "schedule": s.name,
         "run_for": run_for.map(|(at, kind)| serde_json::json!({"scheduled_at": at, "kind": kind})),
         "missed": missed_total,
@@ -489,7 +497,7 @@ async fn handle(
         )
         .await;
     }
-    if let Some(m) = &stop_msg {
+    if let Some(m) = stop_msg.as_ref().filter(|_| stop_recorded) {
         report.failed += 1;
         notify(state, &s, FAILED, m).await;
     }

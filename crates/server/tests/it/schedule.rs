@@ -586,6 +586,42 @@ async fn the_end_of_the_calendar_data_fails_closed_and_is_visible() {
     assert_eq!(plan_runs(&s.state).await.len(), 2);
     let (_, report) = get(&s, &op, "/api/v1/schedule-fires/missed").await;
     assert_eq!(report[0]["outcome"], "failed", "{report}");
+
+    // A calendar that is not there (changed behind the server's back): failed, retried, one
+    // record, nothing run.
+    s.clock.set(bj(2026, 12, 29, 12, 0, 0));
+    let other = create(
+        &s,
+        &op,
+        json!({"name": "lost-calendar", "plan": "tick", "environment": "test",
+               "expression": "0 10 * * *", "vars": {"word": "x"}}),
+    )
+    .await;
+    let mut row = s.state.store.schedule(other).await.unwrap().unwrap();
+    row.calendar = "nyse".into();
+    let mut tx = s.state.store.begin().await.unwrap();
+    tx.update_schedule(&row).await.unwrap();
+    tx.commit(
+        vec![ballast_core::audit::AuditDraft::new(
+            ballast_core::audit::Actor::system(),
+            "test.tamper",
+            "schedule",
+            ballast_core::audit::Outcome::Success,
+        )],
+        bj(2026, 12, 29, 12, 0, 0),
+    )
+    .await
+    .unwrap();
+    at(&s, bj(2026, 12, 30, 10, 0, 1)).await;
+    at(&s, bj(2026, 12, 30, 10, 30, 1)).await;
+    let f = fires(&s.state, other).await;
+    assert_eq!(outcomes(&f), ["failed"], "{f:?}");
+    assert!(
+        f[0].message.contains("calendar.unknown"),
+        "{}",
+        f[0].message
+    );
+    assert_eq!(plan_runs(&s.state).await.len(), 2);
 }
 
 #[tokio::test]
