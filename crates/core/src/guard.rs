@@ -51,6 +51,21 @@ pub enum Via {
     Token { permissions: Vec<Permission> },
     /// The local admin CLI working on the data directory (operating-system access).
     LocalCli,
+    /// A schedule firing on its owner's behalf: not interactive, limited to running jobs
+    /// (`job.run`), checked with the owner's roles at fire time.
+    Schedule { id: i64 },
+}
+
+impl Via {
+    /// For audit records: `session`, `token`, `local_cli`, `schedule:ID`.
+    pub fn label(&self) -> String {
+        match self {
+            Via::Session { .. } => "session".to_string(),
+            Via::Token { .. } => "token".to_string(),
+            Via::LocalCli => "local_cli".to_string(),
+            Via::Schedule { id } => format!("schedule:{id}"),
+        }
+    }
 }
 
 /// Who is acting.
@@ -316,7 +331,7 @@ impl Check for Authentication {
                     );
                 }
             }
-            Via::Token { .. } => {}
+            Via::Token { .. } | Via::Schedule { .. } => {}
             Via::LocalCli => {}
         }
         Verdict::Pass
@@ -337,14 +352,26 @@ impl Check for PermissionInScope {
             return Verdict::Pass;
         }
         // A token only does what it was scoped for, even on the caller's own account.
-        let token_refuses =
-            matches!(&p.via, Via::Token { permissions } if !permissions.contains(&perm));
+        let token_refuses = match &p.via {
+            Via::Token { permissions } => !permissions.contains(&perm),
+            // A schedule only ever starts runs.
+            Via::Schedule { .. } => perm != Permission::JobRun,
+            Via::Session { .. } | Via::LocalCli => false,
+        };
         let token_scope = || {
-            deny(
-                "auth.token_scope",
-                format!("API 令牌未授权 {perm}"),
-                format!("the API token is not scoped for {perm}"),
-            )
+            if matches!(p.via, Via::Schedule { .. }) {
+                deny(
+                    "auth.token_scope",
+                    format!("定时任务只能执行作业，不能 {perm}"),
+                    format!("a schedule only runs jobs; it cannot {perm}"),
+                )
+            } else {
+                deny(
+                    "auth.token_scope",
+                    format!("API 令牌未授权 {perm}"),
+                    format!("the API token is not scoped for {perm}"),
+                )
+            }
         };
         if ctx.action.own_account {
             return if token_refuses {
@@ -599,5 +626,21 @@ mod tests {
             },
         );
         assert_eq!(code(&decide(&token, &run)), Some("auth.token_scope"));
+        // A schedule runs jobs with its owner's roles, and does nothing else.
+        let sched = |role| principal(role, Scope::Global, Via::Schedule { id: 3 });
+        assert!(decide(&sched("automation_operator"), &run).allowed());
+        assert_eq!(
+            code(&decide(&sched("ops_development"), &run)),
+            Some("authz.forbidden"),
+            "the owner's permissions are checked"
+        );
+        let mut manage = run.clone();
+        manage.permission = Permission::UserManage;
+        manage.kind = ActionKind::Mutate;
+        assert_eq!(
+            code(&decide(&sched("platform_admin"), &manage)),
+            Some("auth.token_scope")
+        );
+        assert_eq!(Via::Schedule { id: 3 }.label(), "schedule:3");
     }
 }

@@ -671,7 +671,16 @@ pub async fn revoke_token(
         crate::exec::api::pin_host_key,
         crate::exec::api::get_rules,
         crate::exec::api::set_rules,
-        crate::exec::api::check_content
+        crate::exec::api::check_content,
+        // Scheduled runs (crate::exec::schedule::api).
+        crate::exec::schedule::api::list_schedules,
+        crate::exec::schedule::api::create_schedule,
+        crate::exec::schedule::api::get_schedule,
+        crate::exec::schedule::api::update_schedule,
+        crate::exec::schedule::api::delete_schedule,
+        crate::exec::schedule::api::schedule_fires,
+        crate::exec::schedule::api::missed_fires,
+        crate::exec::schedule::api::preview_schedule
     ),
     components(schemas(
         ErrorBody,

@@ -110,7 +110,11 @@ pub(crate) async fn export(conn: &mut PgConnection) -> Result<Dump> {
         tokens: tokens(&mut *conn).await?,
         audit: audit_records(&mut *conn).await?,
         checkpoints: checkpoints(&mut *conn).await?,
-        exec: crate::exec::export(conn).await?,
+        exec: {
+            let mut exec = crate::exec::export(&mut *conn).await?;
+            crate::exec::schedule::export(conn, &mut exec).await?;
+            exec
+        },
     })
 }
 
@@ -304,6 +308,7 @@ pub(crate) async fn import(conn: &mut PgConnection, d: &Dump) -> Result<()> {
         audit::set_head(&mut *conn, last.seq, &last.hash).await?;
     }
     crate::exec::import(&mut *conn, &d.exec).await?;
+    crate::exec::schedule::import(&mut *conn, &d.exec).await?;
     reset_identities(conn).await
 }
 
@@ -311,7 +316,8 @@ pub(crate) async fn import(conn: &mut PgConnection, d: &Dump) -> Result<()> {
 async fn reset_identities(conn: &mut PgConnection) -> Result<()> {
     let tables = ["users", "api_tokens"]
         .into_iter()
-        .chain(crate::exec::ID_TABLES);
+        .chain(crate::exec::ID_TABLES)
+        .chain(crate::exec::SCHEDULE_ID_TABLES);
     for table in tables {
         sqlx::query(&format!(
             "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \

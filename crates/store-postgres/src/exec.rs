@@ -33,3 +33,9 @@ pub(crate) use common::{export, import};
 /// Engine tables with database-chosen ids: an import keeps the ids, then moves their identity
 /// sequences past them.
 pub(crate) const ID_TABLES: [&str; 5] = ["scripts", "plans", "approvals", "runs", "tasks"];
+
+#[path = "../../store-sqlite/src/schedule_common.rs"]
+pub(crate) mod schedule;
+
+/// Schedule tables with database-chosen ids (their sequences move past imported ids too).
+pub(crate) const SCHEDULE_ID_TABLES: [&str; 2] = ["schedules", "schedule_fires"];

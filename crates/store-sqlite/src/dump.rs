@@ -108,7 +108,11 @@ pub(crate) async fn export(conn: &mut SqliteConnection) -> Result<Dump> {
         tokens: tokens(&mut *conn).await?,
         audit: audit_records(&mut *conn).await?,
         checkpoints: checkpoints(&mut *conn).await?,
-        exec: crate::exec::export(conn).await?,
+        exec: {
+            let mut exec = crate::exec::export(&mut *conn).await?;
+            crate::exec::schedule::export(conn, &mut exec).await?;
+            exec
+        },
     })
 }
 
@@ -299,5 +303,6 @@ pub(crate) async fn import(conn: &mut SqliteConnection, d: &Dump) -> Result<()> 
     if let Some(last) = d.audit.iter().max_by_key(|r| r.seq) {
         audit::set_head(&mut *conn, last.seq, &last.hash).await?;
     }
-    crate::exec::import(conn, &d.exec).await
+    crate::exec::import(&mut *conn, &d.exec).await?;
+    crate::exec::schedule::import(conn, &d.exec).await
 }

@@ -31,3 +31,6 @@ pub(crate) async fn write_tx(store: &StoreImpl) -> Result<Transaction<'static, D
 mod common;
 
 pub(crate) use common::{export, import};
+
+#[path = "schedule_common.rs"]
+pub(crate) mod schedule;

@@ -1345,6 +1345,8 @@ pub(crate) async fn export(conn: &mut Conn) -> Result<ExecDump> {
             format!("SELECT {SETTING_COLUMNS} FROM settings ORDER BY key"),
             setting
         ),
+        // Schedules are read by `schedule_common.rs`.
+        ..ExecDump::default()
     })
 }
 

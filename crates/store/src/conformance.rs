@@ -31,6 +31,9 @@
 //!   `mark_tasks` sets `finished_at` where it is empty; an agent's last-seen time never moves
 //!   backwards; an enrolment token expires at `expires_at`.
 
+mod schedule;
+pub use schedule::*;
+
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::future::Future;
@@ -99,6 +102,10 @@ macro_rules! conformance_tests {
             exec_enroll_token_once,
             exec_ssh_credentials_and_host_keys,
             exec_settings,
+            schedules_create_update_delete,
+            schedule_fires_recorded_and_listed,
+            schedule_claim_fire_compare_and_set,
+            schedule_claim_fire_concurrent,
         );
         $crate::conformance_tests!(@fixture $make;
             audit_is_append_only,
@@ -3086,6 +3093,7 @@ pub async fn populate(store: &dyn Store) {
         .await;
     }
     populate_exec(store).await;
+    schedule::populate_schedules(store).await;
     let key = CheckpointKey::generate();
     let head = store.audit_head().await.must("head").must("head");
     store
@@ -3102,7 +3110,7 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
     assert_eq!(dump.format, 1);
     assert_eq!(dump.users.len(), 3);
     assert!(dump.users.iter().any(|u| u.recovery_codes == ["r1", "r2"]));
-    assert_eq!(dump.audit.len(), 11);
+    assert_eq!(dump.audit.len(), 12);
     assert_eq!(dump.checkpoints.len(), 1);
     let x = &dump.exec;
     let counts = [
@@ -3120,10 +3128,12 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
         x.ssh_credentials.len(),
         x.host_keys.len(),
         x.settings.len(),
+        x.schedules.len(),
+        x.schedule_fires.len(),
     ];
     assert_eq!(
         counts,
-        [1, 1, 1, 1, 2, 1, 2, 2, 2, 2, 2, 1, 1, 1],
+        [1, 1, 1, 1, 2, 1, 2, 2, 2, 2, 2, 1, 1, 1, 2, 3],
         "the engine's data is exported"
     );
     assert_eq!(
@@ -3160,7 +3170,7 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
     )
     .await;
     assert_eq!(
-        next[0].seq, 12,
+        next[0].seq, 13,
         "the chain continues after the imported head"
     );
     verified_chain(b).await;
@@ -3201,6 +3211,14 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
         .insert_run(&run_row("pending", at(33)), &[step_row(0, "command")])
         .await
         .must("run");
+    let sched = tx
+        .insert_schedule(&schedule::schedule_row("after-import", plan, at(33)))
+        .await
+        .must("schedule");
+    let fire = tx
+        .insert_fires(&[schedule::fire_row(sched, at(33), "started")])
+        .await
+        .must("fire");
     commit_exec(tx, "exec.after_import", at(33)).await;
     let task = store_task(b, run).await;
     let max = |v: Vec<i64>| v.into_iter().max().must("ids");
@@ -3224,6 +3242,14 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
     assert!(
         task > max(x.tasks.iter().map(|r| r.id).collect()),
         "task ids continue"
+    );
+    assert!(
+        sched > max(x.schedules.iter().map(|r| r.id).collect()),
+        "schedule ids continue"
+    );
+    assert!(
+        fire.first().copied().unwrap_or(0) > max(x.schedule_fires.iter().map(|r| r.id).collect()),
+        "schedule fire ids continue"
     );
 }
 

@@ -277,6 +277,12 @@ pub struct ExecDump {
     pub ssh_credentials: Vec<SshCredentialRow>,
     pub host_keys: Vec<HostKeyRow>,
     pub settings: Vec<SettingRow>,
+    /// Scheduled job runs and their fire history (`crate::schedule`); absent in dumps made
+    /// before schedules existed.
+    #[serde(default)]
+    pub schedules: Vec<crate::schedule::ScheduleRow>,
+    #[serde(default)]
+    pub schedule_fires: Vec<crate::schedule::ScheduleFireRow>,
 }
 
 /// Reads and engine bookkeeping. Lists are ordered as documented per method.

@@ -12,6 +12,7 @@
 pub mod conformance;
 pub mod exec;
 pub mod model;
+pub mod schedule;
 
 use async_trait::async_trait;
 use ballast_core::audit::{AuditDraft, AuditRecord, Checkpoint};
@@ -21,6 +22,7 @@ use chrono::{DateTime, Utc};
 
 pub use exec::*;
 pub use model::*;
+pub use schedule::*;
 
 /// Storage failures. `Unavailable` maps to HTTP 503; `Conflict` and `NotFound` to 409/404.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +45,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Read access and transactions.
 #[async_trait]
-pub trait Store: ExecStore + Send + Sync {
+pub trait Store: ExecStore + ScheduleStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -112,7 +114,7 @@ pub trait Store: ExecStore + Send + Sync {
 
 /// One read-write transaction. Dropping it without commit rolls back.
 #[async_trait]
-pub trait Tx: ExecTx + Send {
+pub trait Tx: ExecTx + ScheduleTx + Send {
     async fn insert_user(&mut self, u: &NewUserRow) -> Result<UserId>;
     async fn update_user(&mut self, u: &User) -> Result<()>;
     async fn set_password(

@@ -27,7 +27,9 @@ use crate::service;
 use crate::state::AppState;
 
 /// Operation-key prefixes of platform administration: not changes to an environment's systems.
-const ADMINISTRATION: [&str; 7] = [
+/// (`schedule.`: defining a schedule changes nothing yet; each run it starts is governed.)
+const ADMINISTRATION: [&str; 8] = [
+    "schedule.",
     "change_window.",
     "calendar.",
     "environment.",

@@ -9,6 +9,7 @@
 //! - `authority` — the agent hub's view of the database (enrolment tokens, agent identities);
 //! - `danger` — the dangerous-content stage of the guard pipeline;
 //! - `recorder` — group commits of task bookkeeping and output;
+//! - `schedule` — scheduled runs (cron with trading-calendar filters, catch-up) and the scheduler;
 //! - `seal` — secrets at rest; `model` — the frozen run snapshot;
 //! - `api` — `/api/v1/scripts|plans|runs|exec|agents|…`; `pages` — the web UI.
 
@@ -19,6 +20,7 @@ pub mod engine;
 pub mod model;
 pub mod pages;
 pub mod recorder;
+pub mod schedule;
 pub mod seal;
 pub mod service;
 pub mod transport;
@@ -63,6 +65,9 @@ pub struct ExecConfig {
     pub webhook_url: Option<String>,
     /// Validity of agent enrolment tokens, in hours.
     pub enroll_token_hours: i64,
+    /// A scheduled occurrence found due at most this many seconds late is run; older ones were
+    /// missed (no server was running) and follow the schedule's catch-up policy.
+    pub schedule_grace_secs: u64,
 }
 
 impl Default for ExecConfig {
@@ -78,6 +83,7 @@ impl Default for ExecConfig {
             task_cpu_percent: None,
             webhook_url: None,
             enroll_token_hours: 24,
+            schedule_grace_secs: 60,
         }
     }
 }
@@ -251,6 +257,7 @@ pub async fn spawn(state: crate::AppState) -> anyhow::Result<SocketAddr> {
         hub.serve(listener, CancelToken::new()).await;
     });
     engine::spawn(state.clone());
+    schedule::spawn(state.clone());
     let st = state.clone();
     tokio::spawn(async move {
         loop {
@@ -262,5 +269,8 @@ pub async fn spawn(state: crate::AppState) -> anyhow::Result<SocketAddr> {
 }
 
 pub fn routes() -> axum::Router<crate::AppState> {
-    api::routes().merge(pages::routes())
+    api::routes()
+        .merge(pages::routes())
+        .merge(schedule::api::routes())
+        .merge(schedule::pages::routes())
 }

@@ -919,6 +919,7 @@ async fn start(
             .after(serde_json::json!({
                 "kind": kind, "name": name, "plan": spec.plan, "scripts": script_versions,
                 "vars": spec.values, "status": status, "acknowledged": warnings,
+                "via": p.via.label(),
             })),
     ];
     let mut approval_id = None;

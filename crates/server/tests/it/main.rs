@@ -9,6 +9,7 @@ mod browser;
 mod calendar;
 mod exec;
 mod postgres;
+mod schedule;
 mod ui;
 
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@ use ballast_server::Config;
 use super::t0;
 
 /// A fresh database on the test server (`BALLAST_TEST_POSTGRES_URL`, set by scripts/test).
-async fn fresh_database() -> String {
+pub(crate) async fn fresh_database() -> String {
     let admin = std::env::var("BALLAST_TEST_POSTGRES_URL")
         .expect("BALLAST_TEST_POSTGRES_URL is not set: run scripts/test, which starts PostgreSQL and sets it");
     let name = format!("ballast_srv_{}", ballast_server::service::random_hex(6));
