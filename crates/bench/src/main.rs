@@ -93,6 +93,10 @@ enum Cmd {
         forks: usize,
         #[arg(long, default_value_t = 20)]
         poll_ms: u64,
+        /// The account the targets log in as (default: the current user). Its login shell's
+        /// start-up files run for every SSH command, for both tools.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// The runner alone (what every agent does per task): N concurrent `echo ok` tasks with the
     /// default limits, in this process; the wall time of the whole batch, R rounds.
@@ -331,8 +335,10 @@ async fn main() -> anyhow::Result<()> {
             ansible,
             forks,
             poll_ms,
+            user,
         } => {
             ssh::run(ssh::Args {
+                user,
                 ballast,
                 targets,
                 rounds,

@@ -26,6 +26,8 @@ pub struct Args {
     pub ansible: Option<PathBuf>,
     pub forks: usize,
     pub poll: Duration,
+    /// The account the targets log in as (default: the current user).
+    pub user: Option<String>,
 }
 
 /// An `sshd -D` listening on all addresses; killed when dropped.
@@ -66,7 +68,7 @@ fn keygen(dir: &Path, name: &str) -> anyhow::Result<(String, String)> {
     Ok((pem, line))
 }
 
-fn start_sshd(dir: &Path) -> anyhow::Result<Sshd> {
+fn start_sshd(dir: &Path, user: Option<&str>) -> anyhow::Result<Sshd> {
     let sshd = "/usr/sbin/sshd";
     if !Path::new(sshd).exists() {
         bail!("{sshd} not found: install the Debian package openssh-server");
@@ -75,9 +77,21 @@ fn start_sshd(dir: &Path) -> anyhow::Result<Sshd> {
     let (_, host_key_line) = keygen(dir, "host_ed25519")?;
     let (client_key_pem, client_line) = keygen(dir, "client_ed25519")?;
     std::fs::write(dir.join("authorized_keys"), format!("{client_line}\n"))?;
-    let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output()?.stdout)
-        .trim()
-        .to_string();
+    if user.is_some() {
+        // sshd reads authorized_keys as the target account.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::set_permissions(
+            dir.join("authorized_keys"),
+            std::fs::Permissions::from_mode(0o644),
+        )?;
+    }
+    let user = match user {
+        Some(u) => u.to_string(),
+        None => String::from_utf8_lossy(&Command::new("id").arg("-un").output()?.stdout)
+            .trim()
+            .to_string(),
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -223,7 +237,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("ballast-bench-ssh-")
         .tempdir()?;
-    let sshd = start_sshd(dir.path())?;
+    let sshd = start_sshd(dir.path(), a.user.as_deref())?;
     let hosts = aliases(a.targets);
     let server = Server::start(&ballast).await?;
     let admin = server.admin_token()?;
