@@ -44,6 +44,9 @@ async fn browser(profile: &std::path::Path) -> (Driver, Client) {
         .expect("start chromedriver");
     let driver = Driver(child);
     let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+        // A navigation that never completes fails the test within a minute instead of hanging it
+        // (the WebDriver default page-load timeout is 300 s per command).
+        "timeouts": {"pageLoad": 60000, "script": 30000},
         "goog:chromeOptions": {
             "binary": chromium,
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -725,16 +728,42 @@ targets = "{targets}"
             "{host} step {step}: {cells:?}"
         );
     }
-    // The script's output on each host.
+    // The script's output on each host. First wait for the page of the finished run (its live
+    // updates end with one reload): a click racing that reload can leave the WebDriver waiting
+    // on a navigation that was replaced.
+    let start = std::time::Instant::now();
+    loop {
+        let done = c
+            .execute(
+                "var m = document.getElementById('run-meta'); \
+                 return !!m && m.dataset.finished === 'true' && document.readyState === 'complete';",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        if done {
+            break;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the run page never showed the finished run"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for host in [&agent_host, &ssh_host] {
-        c.find(Locator::Css(&format!(
-            "#hosts a[data-step='0'][data-host='{host}']"
-        )))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        let href = c
+            .find(Locator::Css(&format!(
+                "#hosts a[data-step='0'][data-host='{host}']"
+            )))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+        c.goto(&format!("{}{href}", s.url)).await.unwrap();
         let log = until_text(&c, "#log", |t| t.contains("marker-7f3a")).await;
         assert!(log.contains("report from "), "{host}: {log}");
     }
