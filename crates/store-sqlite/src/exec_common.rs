@@ -22,7 +22,7 @@ use sqlx::{Decode, Row, Type};
 
 use super::{Conn, Db, DbRow, LOCK_ROWS, StoreImpl, TxImpl, db_err, micros, write_tx};
 
-type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+pub(super) type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
 
 // ---------------------------------------------------------------- columns
 
@@ -65,7 +65,7 @@ fn params(first: usize, last: usize) -> String {
         .join(", ")
 }
 
-fn count_of(fields: &str) -> usize {
+pub(super) fn count_of(fields: &str) -> usize {
     fields.split(',').count()
 }
 
@@ -75,14 +75,14 @@ fn corrupt(table: &str, column: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{table}.{column}: {e}"))
 }
 
-fn get<'r, T>(row: &'r DbRow, table: &str, column: &str) -> Result<T>
+pub(super) fn get<'r, T>(row: &'r DbRow, table: &str, column: &str) -> Result<T>
 where
     T: Decode<'r, Db> + Type<Db>,
 {
     row.try_get(column).map_err(|e| corrupt(table, column, e))
 }
 
-fn json(row: &DbRow, table: &str, column: &str) -> Result<Value> {
+pub(super) fn json(row: &DbRow, table: &str, column: &str) -> Result<Value> {
     get::<Json<Value>>(row, table, column).map(|j| j.0)
 }
 
@@ -453,7 +453,7 @@ fn bind_setting<'q>(q: Query<'q>, s: &'q SettingRow) -> Query<'q> {
 
 // ---------------------------------------------------------------- statements
 
-fn insert_sql(table: &str, columns: &str) -> String {
+pub(super) fn insert_sql(table: &str, columns: &str) -> String {
     format!(
         "INSERT INTO {table} ({columns}) VALUES ({})",
         params(1, count_of(columns))
@@ -470,12 +470,20 @@ fn insert_with_id(table: &str, fields: &str) -> String {
     insert_sql(table, &format!("id, {fields}"))
 }
 
-async fn all<T>(conn: &mut Conn, q: Query<'_>, map: fn(&DbRow) -> Result<T>) -> Result<Vec<T>> {
+pub(super) async fn all<T>(
+    conn: &mut Conn,
+    q: Query<'_>,
+    map: fn(&DbRow) -> Result<T>,
+) -> Result<Vec<T>> {
     let found = q.fetch_all(conn).await.map_err(db_err)?;
     found.iter().map(map).collect()
 }
 
-async fn one<T>(conn: &mut Conn, q: Query<'_>, map: fn(&DbRow) -> Result<T>) -> Result<Option<T>> {
+pub(super) async fn one<T>(
+    conn: &mut Conn,
+    q: Query<'_>,
+    map: fn(&DbRow) -> Result<T>,
+) -> Result<Option<T>> {
     q.fetch_optional(conn)
         .await
         .map_err(db_err)?
@@ -511,7 +519,7 @@ where
 }
 
 /// Runs a statement; returns how many rows it changed.
-async fn exec(conn: &mut Conn, q: Query<'_>) -> Result<u64> {
+pub(super) async fn exec(conn: &mut Conn, q: Query<'_>) -> Result<u64> {
     Ok(q.execute(conn).await.map_err(db_err)?.rows_affected())
 }
 

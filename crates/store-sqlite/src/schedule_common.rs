@@ -15,37 +15,14 @@ use ballast_store::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{Decode, Row, Type};
 
-use super::{Conn, Db, DbRow, StoreImpl, TxImpl, db_err, micros};
-
-type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+use super::common::{Query, all, exec, get, insert_sql, one};
+use super::{Conn, DbRow, StoreImpl, TxImpl, db_err, micros};
 
 const SCHEDULE_FIELDS: &str = "name, plan_id, plan_version, environment, expression, calendar, \
      vars, secrets_sealed, catch_up, enabled, owner, created_by, created_at, updated_by, \
      updated_at, last_fire_at, next_fire_at";
 const FIRE_FIELDS: &str = "schedule_id, scheduled_at, handled_at, outcome, run_id, message";
-
-fn count_of(fields: &str) -> usize {
-    fields.split(',').count()
-}
-
-/// `INSERT INTO table (columns) VALUES ($1, …)`.
-fn insert_sql(table: &str, columns: &str) -> String {
-    let params = (1..=count_of(columns))
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("INSERT INTO {table} ({columns}) VALUES ({params})")
-}
-
-fn get<'r, T>(row: &'r DbRow, table: &str, column: &str) -> Result<T>
-where
-    T: Decode<'r, Db> + Type<Db>,
-{
-    row.try_get(column)
-        .map_err(|e| StoreError::Corrupt(format!("{table}.{column}: {e}")))
-}
 
 fn schedule(row: &DbRow) -> Result<ScheduleRow> {
     const T: &str = "schedules";
@@ -112,24 +89,6 @@ fn bind_fire<'q>(q: Query<'q>, f: &'q ScheduleFireRow) -> Query<'q> {
         .bind(&f.outcome)
         .bind(f.run_id)
         .bind(&f.message)
-}
-
-async fn all<T>(conn: &mut Conn, q: Query<'_>, map: fn(&DbRow) -> Result<T>) -> Result<Vec<T>> {
-    let found = q.fetch_all(conn).await.map_err(db_err)?;
-    found.iter().map(map).collect()
-}
-
-async fn one<T>(conn: &mut Conn, q: Query<'_>, map: fn(&DbRow) -> Result<T>) -> Result<Option<T>> {
-    q.fetch_optional(conn)
-        .await
-        .map_err(db_err)?
-        .as_ref()
-        .map(map)
-        .transpose()
-}
-
-async fn exec(conn: &mut Conn, q: Query<'_>) -> Result<u64> {
-    Ok(q.execute(conn).await.map_err(db_err)?.rows_affected())
 }
 
 // ---------------------------------------------------------------- ScheduleStore

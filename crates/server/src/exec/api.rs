@@ -26,7 +26,12 @@ use crate::auth::ApiCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-async fn read(state: &AppState, caller: &ApiCaller, perm: Permission, op: &str) -> ApiResult<()> {
+pub(crate) async fn read(
+    state: &AppState,
+    caller: &ApiCaller,
+    perm: Permission,
+    op: &str,
+) -> ApiResult<()> {
     let target = crate::calendar::reference_target(state, &caller.0, perm).await?;
     let action = Action::new(ActionKind::Read, perm, op, target);
     crate::service::authorize(state, &caller.0, &action)
@@ -34,7 +39,12 @@ async fn read(state: &AppState, caller: &ApiCaller, perm: Permission, op: &str) 
         .map(|_| ())
 }
 
-async fn read_env(state: &AppState, caller: &ApiCaller, op: &str, env: &str) -> ApiResult<()> {
+pub(crate) async fn read_env(
+    state: &AppState,
+    caller: &ApiCaller,
+    op: &str,
+    env: &str,
+) -> ApiResult<()> {
     let action = Action::new(
         ActionKind::Read,
         Permission::JobRead,

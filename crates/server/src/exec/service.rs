@@ -63,13 +63,17 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-fn check_name(field: &str, name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
+/// Names of scripts, plans and schedules: 1–100 letters, digits, `-`, `_` or `.`.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
         && name.chars().count() <= 100
         && name
             .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn check_name(field: &str, name: &str) -> ApiResult<()> {
+    if is_valid_name(name) {
         Ok(())
     } else {
         Err(bad(

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::TestServer;
 
-async fn call(
+pub(crate) async fn call(
     s: &TestServer,
     token: &str,
     method: reqwest::Method,
@@ -32,11 +32,11 @@ async fn call(
     )
 }
 
-async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
     call(s, token, reqwest::Method::POST, path, Some(body)).await
 }
 
-async fn get(s: &TestServer, token: &str, path: &str) -> (u16, Value) {
+pub(crate) async fn get(s: &TestServer, token: &str, path: &str) -> (u16, Value) {
     call(s, token, reqwest::Method::GET, path, None).await
 }
 

@@ -18,6 +18,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use crate::TestServer;
+use crate::exec::{call, get, post};
 
 /// Beijing wall time as UTC.
 fn bj(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
@@ -26,37 +27,6 @@ fn bj(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
         .single()
         .unwrap()
         .with_timezone(&Utc)
-}
-
-async fn call(
-    s: &TestServer,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = s
-        .client()
-        .request(method, format!("{}{path}", s.url))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
-    call(s, token, reqwest::Method::POST, path, Some(body)).await
-}
-
-async fn get(s: &TestServer, token: &str, path: &str) -> (u16, Value) {
-    call(s, token, reqwest::Method::GET, path, None).await
 }
 
 /// A plan whose one step writes a line on the server's own host; an operator (job.run in test

@@ -6,8 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ballast_core::authz::{Permission, Target};
-use ballast_core::guard::{Action, ActionKind};
+use ballast_core::authz::Permission;
 use ballast_store::{FireQuery, ScheduleFireRow};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -20,23 +19,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 
 async fn read_any(state: &AppState, caller: &ApiCaller, op: &str) -> ApiResult<()> {
-    let target = crate::calendar::reference_target(state, &caller.0, Permission::JobRead).await?;
-    let action = Action::new(ActionKind::Read, Permission::JobRead, op, target);
-    crate::service::authorize(state, &caller.0, &action)
-        .await
-        .map(|_| ())
-}
-
-async fn read_env(state: &AppState, caller: &ApiCaller, op: &str, env: &str) -> ApiResult<()> {
-    let action = Action::new(
-        ActionKind::Read,
-        Permission::JobRead,
-        op,
-        Target::environment(env),
-    );
-    crate::service::authorize(state, &caller.0, &action)
-        .await
-        .map(|_| ())
+    crate::exec::api::read(state, caller, Permission::JobRead, op).await
 }
 
 /// One fire of a schedule.
@@ -102,7 +85,7 @@ pub async fn get_schedule(
     Id(id): Id,
 ) -> ApiResult<Json<ScheduleView>> {
     let s = service::load(&state, id).await?;
-    read_env(&state, &caller, "schedule.read", &s.environment).await?;
+    crate::exec::api::read_env(&state, &caller, "schedule.read", &s.environment).await?;
     let last = service::fires(&state, id, 1).await?;
     Ok(Json(service::view(&state, &s, last.first()).await?))
 }
@@ -149,7 +132,7 @@ pub async fn schedule_fires(
     Query(q): Query<FireParams>,
 ) -> ApiResult<Json<Vec<FireOut>>> {
     let s = service::load(&state, id).await?;
-    read_env(&state, &caller, "schedule.read", &s.environment).await?;
+    crate::exec::api::read_env(&state, &caller, "schedule.read", &s.environment).await?;
     let fires = state
         .store
         .fires(&FireQuery {

@@ -101,12 +101,7 @@ fn invalid(code: &'static str, field: &str, zh: String, en: String) -> ApiError 
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.chars().count() <= 100
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if crate::exec::service::is_valid_name(name) {
         Ok(())
     } else {
         Err(bad(
