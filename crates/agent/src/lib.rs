@@ -10,6 +10,8 @@ pub mod facts;
 pub mod hub;
 pub mod pki;
 pub mod proto;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 mod tls;
 
 pub use client::{

@@ -12,6 +12,7 @@ use crate::server::{self, Server, secs};
 
 pub struct Args {
     pub ballast: Option<PathBuf>,
+    pub agent: Option<PathBuf>,
     pub seconds: u64,
 }
 
@@ -34,10 +35,31 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         .prefix("ballast-bench-agent-")
         .tempdir()?;
     let log = std::fs::File::create(dir.path().join("agent.log"))?;
+    // `ballast-agent` (the small executable) or `ballast agent` (the whole binary).
+    let agent_exe = match &a.agent {
+        Some(p) if p.as_os_str() == "ballast" => ballast.clone(),
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("ballast-agent"),
+    };
+    if !agent_exe.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p ballast-agent-bin` or pass --agent",
+            agent_exe.display()
+        );
+    }
+    let whole = agent_exe.file_name() == Some(std::ffi::OsStr::new("ballast"));
+    println!(
+        "agent executable: {} ({} bytes){}",
+        agent_exe.display(),
+        std::fs::metadata(&agent_exe)?.len(),
+        if whole { ", subcommand `agent`" } else { "" }
+    );
+    let mut cmd = Command::new(&agent_exe);
+    if whole {
+        cmd.arg("agent");
+    }
     let mut agent = Kill(
-        Command::new(&ballast)
-            .arg("agent")
-            .arg("--server")
+        cmd.arg("--server")
             .arg(&server.agent_addr)
             .arg("--enroll-token")
             .arg(&token)

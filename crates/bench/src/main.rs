@@ -111,6 +111,10 @@ enum Cmd {
         /// The `ballast` binary (default: next to this one).
         #[arg(long)]
         ballast: Option<PathBuf>,
+        /// The agent executable: default `ballast-agent` next to this one; `ballast` (or a path
+        /// to it) measures the `ballast agent` subcommand of the whole binary instead.
+        #[arg(long)]
+        agent: Option<PathBuf>,
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
@@ -349,6 +353,17 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Cmd::Runner { tasks, rounds } => runner_batch(tasks, rounds).await,
-        Cmd::AgentIdle { ballast, seconds } => idle::run(idle::Args { ballast, seconds }).await,
+        Cmd::AgentIdle {
+            ballast,
+            agent,
+            seconds,
+        } => {
+            idle::run(idle::Args {
+                ballast,
+                agent,
+                seconds,
+            })
+            .await
+        }
     }
 }

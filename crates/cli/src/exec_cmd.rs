@@ -2,7 +2,6 @@
 //! Ballast server's API — and `ballast agent` (the agent on a managed host).
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -63,27 +62,6 @@ pub enum JobCmd {
         #[arg(long)]
         no_wait: bool,
     },
-}
-
-#[derive(Args, Debug)]
-pub struct AgentArgs {
-    /// The server's agent endpoint, `host:port` (its `exec.agent_listen`, default port 8601).
-    #[arg(long, env = "BALLAST_AGENT_SERVER", value_name = "HOST:PORT")]
-    pub server: String,
-    /// One-time enrolment token (`ballast admin enroll-token create`); needed only the first time.
-    #[arg(
-        long,
-        env = "BALLAST_ENROLL_TOKEN",
-        value_name = "T",
-        hide_env_values = true
-    )]
-    pub enroll_token: Option<String>,
-    /// Where the agent keeps its key, certificate and the server's CA.
-    #[arg(long, value_name = "DIR", default_value = "./ballast-agent")]
-    pub data_dir: PathBuf,
-    /// Heartbeat interval in seconds.
-    #[arg(long, default_value_t = 30)]
-    pub heartbeat: u64,
 }
 
 fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -342,26 +320,9 @@ pub fn run_job(cmd: JobCmd, out: &mut dyn Write) -> anyhow::Result<u8> {
     })
 }
 
-pub fn run_agent(a: AgentArgs) -> anyhow::Result<u8> {
-    crate::server_cmd::tracing_init();
-    // One thread: the agent idles most of its life and must stay small (< 10 MB RSS).
-    let rt = rt()?;
-    let config = ballast_agent::client::AgentConfig {
-        server: a.server,
-        data_dir: a.data_dir,
-        enroll_token: a.enroll_token,
-        heartbeat: Duration::from_secs(a.heartbeat.max(1)),
-    };
-    rt.block_on(async move {
-        let shutdown = ballast_runner::CancelToken::new();
-        let sd = shutdown.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            sd.cancel();
-        });
-        ballast_agent::client::run(config, shutdown)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
-    })?;
+/// `ballast agent`: the same code as the small `ballast-agent` executable.
+pub fn run_agent(a: ballast_agent_bin::AgentArgs) -> anyhow::Result<u8> {
+    ballast_agent_bin::tracing_init();
+    ballast_agent_bin::run(a)?;
     Ok(0)
 }

@@ -58,7 +58,7 @@ enum Cmd {
     Job(exec_cmd::JobCmd),
     /// The agent on a managed host: enrols once with a token, then keeps one outbound mutual-TLS
     /// connection to the server and runs the tasks it receives.
-    Agent(exec_cmd::AgentArgs),
+    Agent(ballast_agent_bin::AgentArgs),
     /// Print the version.
     Version,
 }

@@ -8,7 +8,9 @@ use ballast_agent::hub::DispatchError;
 use ballast_agent::pki::{Ca, EnrollToken};
 use ballast_runner::CancelToken;
 
-use crate::harness::{TestAuthority, dispatch, runner, sh, sim_facts, start_hub, wait_until};
+use ballast_agent::testkit::{
+    TestAuthority, dispatch, runner, sh, sim_facts, start_hub, wait_until,
+};
 
 const SECOND: Duration = Duration::from_secs(1);
 

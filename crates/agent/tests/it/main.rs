@@ -1,9 +1,8 @@
 //! Integration tests of the agent crate: a real hub and real agents over TLS on 127.0.0.1, with
-//! an in-test `Authority` (a `Mutex<HashMap>` standing in for the server's database).
+//! the `testkit` feature's `Authority` (a `Mutex<HashMap>` standing in for the server's database).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod harness;
 mod hub_agent;
 mod protocol;
 mod scale;

@@ -9,7 +9,7 @@ use ballast_agent::proto::{
 };
 use tokio::io::AsyncWriteExt as _;
 
-use crate::harness::{TestAuthority, dispatch, sh, sim_facts, start_hub};
+use ballast_agent::testkit::{TestAuthority, dispatch, sh, sim_facts, start_hub};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -88,7 +88,10 @@ async fn oversize_frame_rejected_by_hub() {
     assert!(hub.hub.is_connected(&id.agent_id));
     s.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
     s.flush().await.unwrap();
-    assert!(crate::harness::wait_until(5 * SECOND, || !hub.hub.is_connected(&id.agent_id)).await);
+    assert!(
+        ballast_agent::testkit::wait_until(5 * SECOND, || !hub.hub.is_connected(&id.agent_id))
+            .await
+    );
     let (r, _) = dispatch(&hub.hub, &id.agent_id, "prod", "t", sh("true")).await;
     assert_eq!(r.unwrap_err().code(), "agent.not_connected");
     hub.stop().await;

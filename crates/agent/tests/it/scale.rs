@@ -10,7 +10,9 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::harness::{TestAuthority, dispatch, runner, sh, sim_facts, start_hub, wait_until};
+use ballast_agent::testkit::{
+    TestAuthority, dispatch, runner, sh, sim_facts, start_hub, wait_until,
+};
 
 const AGENTS: usize = 200;
 const TASK_CONCURRENCY: usize = 25;

@@ -865,3 +865,147 @@ targets = "{targets}"
     agent_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), agent).await;
 }
+
+/// The administrator's own rules in the browser: a site rule that only warns (the operator must
+/// tick the acknowledgement) and a built-in rule turned into "needs a second person" (the run
+/// waits, nothing runs, the starter cannot approve, another person can, then it runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_rules_warn_or_need_a_second_persons_approval_in_the_browser() {
+    let s = TestServer::start().await;
+    let mut people = Vec::new();
+    for (name, role, scope) in [
+        ("op", "automation_operator", "environment:test"),
+        ("ops", "platform_operations", "global"),
+    ] {
+        let (_, initial) = ballast_server::admin::user_add(
+            &s.state,
+            &ballast_server::service::CreateUser {
+                username: name.into(),
+                real_name: format!("测试 {name}"),
+                department: "运维部".into(),
+                kind: "employee".into(),
+                vendor: None,
+                contract_end: None,
+                roles: vec![ballast_server::service::Grant {
+                    role: role.into(),
+                    scope: scope.into(),
+                }],
+            },
+        )
+        .await
+        .unwrap();
+        people.push(Person::new(name, initial));
+    }
+    let [mut op, mut ops]: [Person; 2] = people.try_into().ok().unwrap();
+    let mut admin = Person::new("admin", s.admin_password.clone());
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, c) = browser(profile.path()).await;
+    c.goto(&format!("{}/lang/zh", s.url)).await.unwrap();
+
+    // --- The administrator edits the rules on "Hosts & rules". A rule with an unknown action is
+    // refused and changes nothing.
+    sign_in(&c, &s, &mut admin).await;
+    c.goto(&format!("{}/agents", s.url)).await.unwrap();
+    fill(
+        &c,
+        "rules-toml",
+        "[[rule]]\nid = \"shell.power\"\naction = \"explode\"\n",
+    )
+    .await;
+    click(&c, "rules-save").await;
+    let refusal = until_text(&c, "#error", |t| !t.is_empty()).await;
+    assert!(refusal.contains("explode"), "{refusal}");
+    let rules = "[[rule]]\nid = \"shell.power\"\naction = \"require_approval\"\n\n\
+                 [[rule]]\nid = \"site.userdel\"\nlanguage = \"shell\"\naction = \"warn\"\n\
+                 matcher = { type = \"command\", names = [\"userdel\"] }\n\
+                 message_zh = \"删除用户\"\nmessage_en = \"deletes a user\"\n";
+    fill(&c, "rules-toml", rules).await;
+    click(&c, "rules-save").await;
+    until_text(&c, "#notice", |t| t.contains("规则已保存")).await;
+    let table = text(&c, "#rules").await;
+    assert!(
+        table.contains("site.userdel") && table.contains("shell.power"),
+        "{table}"
+    );
+    sign_out(&c).await;
+
+    // --- The operator: a warned command is refused until the warning is acknowledged.
+    sign_in(&c, &s, &mut op).await;
+    c.goto(&format!("{}/runs", s.url)).await.unwrap();
+    choose(&c, "environment", "test").await;
+    fill(&c, "targets", "local").await;
+    fill(&c, "command", "userdel nobody-here-7d1 || echo kept-going").await;
+    click(&c, "adhoc-submit").await;
+    let warned = until_text(&c, "#error", |t| !t.is_empty()).await;
+    assert!(
+        warned.contains("删除用户") && warned.contains("[guard.warning_unacknowledged]"),
+        "{warned}"
+    );
+    // The form kept the command; tick the acknowledgement and run it.
+    click(&c, "acknowledge").await;
+    click(&c, "adhoc-submit").await;
+    until_path(&c, |x| x.starts_with("/runs/")).await;
+    let status = until_text(&c, "#run-status", |t| t == "succeeded" || t == "failed").await;
+    assert_eq!(status, "succeeded");
+
+    // A reboot hidden behind `||` waits for a second person; nothing runs meanwhile.
+    c.goto(&format!("{}/runs", s.url)).await.unwrap();
+    choose(&c, "environment", "test").await;
+    fill(&c, "targets", "local").await;
+    fill(&c, "command", "true || /sbin/reboot").await;
+    click(&c, "adhoc-submit").await;
+    let run_path = until_path(&c, |x| x.starts_with("/runs/")).await;
+    assert_eq!(
+        until_text(&c, "#run-status", |t| !t.is_empty()).await,
+        "waiting_approval"
+    );
+    // The starter cannot approve their own run.
+    c.goto(&format!("{}/approvals", s.url)).await.unwrap();
+    let row_id = c
+        .find(Locator::Css("#pending tbody tr[id^='approval-']"))
+        .await
+        .expect("the run's approval request is pending")
+        .attr("id")
+        .await
+        .unwrap()
+        .unwrap();
+    let approval = row_id.trim_start_matches("approval-").to_string();
+    click(&c, &format!("approve-{approval}")).await;
+    let refusal = until_text(&c, "#error", |t| !t.is_empty()).await;
+    assert!(refusal.contains("[authz."), "{refusal}");
+    c.goto(&format!("{}{run_path}", s.url)).await.unwrap();
+    assert_eq!(text(&c, "#run-status").await, "waiting_approval");
+    assert!(
+        c.find(Locator::Css("#hosts a.host")).await.is_err(),
+        "no task before approval"
+    );
+    sign_out(&c).await;
+
+    // --- A second person approves; the run goes on by itself.
+    sign_in(&c, &s, &mut ops).await;
+    c.goto(&format!("{}/approvals", s.url)).await.unwrap();
+    click(&c, &format!("approve-{approval}")).await;
+    until_text(&c, "#notice", |t| t.contains("已批准")).await;
+    c.goto(&format!("{}{run_path}", s.url)).await.unwrap();
+    let status = until_text(&c, "#run-status", |t| t == "succeeded" || t == "failed").await;
+    assert_eq!(status, "succeeded");
+    sign_out(&c).await;
+
+    // --- The audit log has the rule change, the warning, the request and both decisions.
+    sign_in(&c, &s, &mut admin).await;
+    c.goto(&format!("{}/audit", s.url)).await.unwrap();
+    for (action, outcome, actor) in [
+        ("danger.rules.set", "success", "admin"),
+        ("approval.request", "success", "op"),
+        ("approval.decide", "denied", "op"),
+        ("approval.decide", "success", "ops"),
+    ] {
+        let rows = audit_search(&c, action, outcome).await;
+        assert!(
+            rows.iter()
+                .any(|r| r.len() >= 7 && r[4] == action && r[2].ends_with(&format!("({actor})"))),
+            "audit {action} {outcome} by {actor}: {rows:?}"
+        );
+    }
+    c.close().await.unwrap();
+}

@@ -1,4 +1,8 @@
-//! Test authority, hub start-up and helpers.
+//! Test support (feature `testkit`): an in-memory [`Authority`], a real hub on a loopback port with
+//! a real TLS listener, dispatch and polling helpers. Used by this crate's tests and by the
+//! `ballast-agent` executable's tests; never part of a release build. A panic here is the test's
+//! failure, so `unwrap` is allowed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -6,9 +10,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ballast_agent::hub::{AgentInfo, Authority, DispatchError, Enrolled, Hub, Refusal};
-use ballast_agent::pki::{Ca, EnrollToken, hash_secret};
-use ballast_agent::proto::Facts;
+use crate::hub::{AgentInfo, Authority, DispatchError, Enrolled, Hub, Refusal};
+use crate::pki::{Ca, EnrollToken, hash_secret};
+use crate::proto::Facts;
 use ballast_runner::{CancelToken, Chunk, Interpreter, Outcome, Runner, Stream, TaskSpec};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -218,7 +222,7 @@ pub fn sim_facts(hostname: &str) -> Facts {
         hostname: hostname.to_owned(),
         os: "Test OS".into(),
         cpus: 1,
-        agent_version: ballast_agent::proto::AGENT_VERSION.into(),
+        agent_version: crate::proto::AGENT_VERSION.into(),
         ..Facts::default()
     }
 }
