@@ -26,6 +26,7 @@ pub struct Args {
     pub parallel: usize,
     pub settle: Duration,
     pub round_timeout: Duration,
+    pub output_bytes: Option<u64>,
 }
 
 fn facts(i: usize) -> Facts {
@@ -225,9 +226,17 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 
     let mut times = Vec::with_capacity(a.rounds);
     let timeout = a.round_timeout;
+    let command = match a.output_bytes {
+        Some(n) => format!("head -c {n} /dev/zero | tr '\\0' x"),
+        None => "echo ok".to_string(),
+    };
     for r in 0..a.rounds {
+        let beside = match a.output_bytes {
+            Some(_) => Some(Beside::start(server.clone(), op.clone(), a.poll, timeout)),
+            None => None,
+        };
         let (d, detail) = server
-            .exec_and_wait(&op, "agent:*", "echo ok", a.poll, timeout)
+            .exec_and_wait(&op, "agent:*", &command, a.poll, timeout)
             .await?;
         let ok = server::count(&detail, "succeeded");
         println!(
@@ -240,6 +249,20 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         );
         if ok != a.agents as u64 {
             bail!("round {}: {}", r + 1, server::failures(&detail));
+        }
+        if let (Some(n), Some(beside)) = (a.output_bytes, beside) {
+            let stored: u64 = detail["tasks"]
+                .as_array()
+                .map_or(0, |t| t.iter().filter_map(|x| x["stdout_bytes"].as_u64()).sum());
+            let truncated = detail["tasks"]
+                .as_array()
+                .map_or(0, |t| t.iter().filter(|x| x["truncated"] == true).count());
+            println!(
+                "  output: {stored} bytes stored ({} expected), {truncated} tasks truncated; server peak RSS (VmHWM) {:.1} MiB",
+                n * a.agents as u64,
+                server::hwm_kib(server.pid())? as f64 / 1024.0
+            );
+            beside.report().await?;
         }
         times.push(d);
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -266,4 +289,56 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     }
     agents.abort_all();
     Ok(())
+}
+
+/// What runs beside a heavy round: the API probed every 100 ms (`GET /api/v1/me`, a session
+/// lookup and a database read like every page) and, 500 ms in, a one-host `echo ok` run.
+struct Beside {
+    stop: CancelToken,
+    probe: tokio::task::JoinHandle<anyhow::Result<Vec<Duration>>>,
+    small: tokio::task::JoinHandle<anyhow::Result<Duration>>,
+}
+
+impl Beside {
+    fn start(server: Arc<Server>, op: String, poll: Duration, timeout: Duration) -> Beside {
+        let stop = CancelToken::new();
+        let (s, o, st) = (server.clone(), op.clone(), stop.clone());
+        let probe = tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !st.is_cancelled() {
+                let t = Instant::now();
+                s.get(&o, "/api/v1/me").await?;
+                lat.push(t.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            anyhow::Ok(lat)
+        });
+        let small = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (d, detail) = server
+                .exec_and_wait(&op, "agent:sim-00000", "echo ok", poll, timeout)
+                .await?;
+            if server::count(&detail, "succeeded") != 1 {
+                bail!("the run beside: {}", server::failures(&detail));
+            }
+            anyhow::Ok(d)
+        });
+        Beside { stop, probe, small }
+    }
+
+    async fn report(self) -> anyhow::Result<()> {
+        let small = self.small.await??;
+        self.stop.cancel();
+        let mut lat = self.probe.await??;
+        lat.sort();
+        println!(
+            "  beside it: a one-host run took {} s; API /api/v1/me over {} probes p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            secs(small),
+            lat.len(),
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        );
+        Ok(())
+    }
 }

@@ -74,6 +74,11 @@ enum Cmd {
         /// A round not finished after this long fails the benchmark.
         #[arg(long, default_value_t = 300)]
         round_timeout_secs: u64,
+        /// Instead of `echo ok`, every host writes this many bytes to stdout; while each round
+        /// runs, the API's latency is probed every 100 ms and a one-host run is started beside
+        /// it ("1,000 hosts × 1 MB must not stall other runs or the UI").
+        #[arg(long)]
+        output_bytes: Option<u64>,
     },
     /// SSH fan-out: `echo ok` on N loopback aliases of one real sshd through a real `ballast
     /// serve`, and with Ansible on the same inventory when --ansible is given.
@@ -320,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
             parallel,
             settle_secs,
             round_timeout_secs,
+            output_bytes,
         } => {
             agents::run(agents::Args {
                 ballast,
@@ -329,6 +335,7 @@ async fn main() -> anyhow::Result<()> {
                 parallel,
                 settle: Duration::from_secs(settle_secs),
                 round_timeout: Duration::from_secs(round_timeout_secs),
+                output_bytes,
             })
             .await
         }
