@@ -6,9 +6,11 @@
 //!   assessment's state machine (draft → in_progress → in_review → signed_off, reopen);
 //! - `report` — the bridge to the maturity crate: the stored rows as an `AnswerSet`, the
 //!   scorecard and report, target gaps, progress, comparison;
-//! - `api` — `/api/v1/assessments…` (OpenAPI).
+//! - `api` — `/api/v1/assessments…` (OpenAPI);
+//! - `pages` — read-only web pages (`/assessments`, `/assessments/{id}`).
 
 pub mod api;
+pub mod pages;
 pub mod report;
 pub mod service;
 
@@ -78,5 +80,5 @@ pub fn catalog() -> ApiResult<&'static Catalog> {
 
 /// The assessment routes (mounted by `crate::router`).
 pub fn routes(state: &AppState) -> Router<AppState> {
-    api::routes(state)
+    api::routes(state).merge(pages::routes())
 }

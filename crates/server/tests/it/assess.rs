@@ -1216,3 +1216,71 @@ async fn reports_exports_import_compare_and_actions() {
         "rated apart from the total: {first}"
     );
 }
+
+/// The pages: behind `assessment.read`; the list and the overview show the computed levels and
+/// the progress apart, the items with their people and review state, the gaps toward targets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_show_levels_progress_items_and_gaps() {
+    let s = TestServer::start().await;
+    let t = team(&s).await;
+    let id = create(
+        &s,
+        &t.lead,
+        json!({"name": "页面评估", "scope": "T5", "targets": {"T5": 2}}),
+    )
+    .await;
+    assign(
+        &s,
+        &t.lead,
+        id,
+        json!([{"item": "T5", "assessor": "rater", "reviewer": "checker"}]),
+    )
+    .await;
+    assert_eq!(move_to(&s, &t.lead, id, "start").await.0, 204);
+    assert_eq!(rate(&s, &t.rater, id, all_met(&L1_T5)).await.0, 200);
+
+    let (c, _) = crate::authn::admin_ready(&s).await;
+    let page = |path: String| {
+        let c = c.clone();
+        async move {
+            let r = c
+                .get(path)
+                .header("accept-language", "en")
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // The platform admin holds no assessment.read.
+    let (st, body) = page(format!("{}/assessments", s.url)).await;
+    assert_eq!(st, 403, "{body}");
+    let (_, home) = page(format!("{}/", s.url)).await;
+    assert!(!home.contains("nav-assessments"));
+    ballast_server::admin::grant(
+        &s.state,
+        "admin",
+        &ballast_server::service::Grant {
+            role: "product_design".into(),
+            scope: "global".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let (st, list) = page(format!("{}/assessments", s.url)).await;
+    assert_eq!(st, 200, "{list}");
+    assert!(list.contains("nav-assessments"));
+    assert!(list.contains("页面评估") && list.contains("in_progress"));
+    assert!(list.contains("6 / 27"), "progress rated / all: {list}");
+    let (st, v) = page(format!("{}/assessments/{id}", s.url)).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v.contains("id=\"item-5\"") && v.contains("风险控制策略"));
+    assert!(v.contains("rater") && v.contains("checker") && v.contains("open"));
+    assert!(v.contains("1 / 3"), "T5's level of its 3: {v}");
+    assert!(
+        v.contains("T5.1.L2.a"),
+        "the gap toward target 2 lists missing clauses"
+    );
+    let (st, _) = page(format!("{}/assessments/9999", s.url)).await;
+    assert_eq!(st, 404);
+}
