@@ -768,7 +768,7 @@ pub async fn rate(
         for (i, x) in input.iter().enumerate() {
             let field = format!("[{i}].clause");
             let cid = parse_clause(&field, &x.clause, &scope)?;
-            if !seen.insert(cid.clone()) {
+            if !seen.insert(cid) {
                 return Err(bad(
                     "assess.clause_duplicate",
                     &field,
@@ -1629,7 +1629,7 @@ async fn action_row(
     input: &ActionInput,
 ) -> ApiResult<ImprovementActionRow> {
     let t = parse_table("item", &input.item)?;
-    let scope = stored_scope(&a)?;
+    let scope = stored_scope(a)?;
     if !scope.contains(t) {
         return Err(bad(
             "assess.item_out_of_scope",

@@ -125,7 +125,7 @@ async fn view(s: &TestServer, token: &str, id: i64) -> Value {
     v
 }
 
-fn item<'a>(v: &'a Value, table: u64) -> &'a Value {
+fn item(v: &Value, table: u64) -> &Value {
     v["items"]
         .as_array()
         .unwrap()
@@ -853,7 +853,7 @@ async fn evidence_is_stored_limited_and_expires() {
         .find(|a| a["clause"] == "T5.1.L1.a")
         .unwrap();
     assert_eq!(a["rating"], "unrated");
-    assert_eq!(v["evidence"][0]["expired_at"].is_string(), true);
+    assert!(v["evidence"][0]["expired_at"].is_string());
     let t5 = item(&v, 5);
     assert_eq!(t5["review_state"], "open", "back to the assessor");
     assert!(
