@@ -46,6 +46,62 @@ pub enum AssessCmd {
         #[arg(long, value_name = "TM,TA")]
         fail_under: Option<String>,
     },
+    /// Create an assessment on a server from an answers file (YAML or XLSX); prints its id.
+    Push {
+        /// The answers file (.yaml/.yml or .xlsx).
+        answers: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+        /// The new assessment's name (unique on the server).
+        #[arg(long)]
+        name: String,
+    },
+    /// Download an assessment from a server: its answers file (yaml, xlsx) or its report (json,
+    /// html, report-xlsx).
+    Pull {
+        /// The assessment's id.
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long, value_enum)]
+        format: PullFormat,
+        /// Output file (stdout when absent; required for xlsx).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Where the server is and who is asking.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Remote {
+    /// Base URL of a Ballast server, e.g. http://127.0.0.1:8600 (or BALLAST_SERVER).
+    #[arg(long, env = "BALLAST_SERVER", value_name = "URL")]
+    pub server: String,
+    /// API token of a holder of assessment.write (push) or assessment.read (pull), or
+    /// BALLAST_TOKEN.
+    #[arg(long, env = "BALLAST_TOKEN", value_name = "T", hide_env_values = true)]
+    pub token: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PullFormat {
+    Yaml,
+    Xlsx,
+    Json,
+    Html,
+    ReportXlsx,
+}
+
+impl PullFormat {
+    fn key(self) -> &'static str {
+        match self {
+            PullFormat::Yaml => "yaml",
+            PullFormat::Xlsx => "xlsx",
+            PullFormat::Json => "json",
+            PullFormat::Html => "html",
+            PullFormat::ReportXlsx => "report-xlsx",
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,8 +120,23 @@ pub enum ReportFormat {
 }
 
 pub fn run(cmd: AssessCmd, catalog: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let cmd = match cmd {
+        AssessCmd::Push {
+            answers,
+            remote,
+            name,
+        } => return push(&answers, &remote, &name, out),
+        AssessCmd::Pull {
+            id,
+            remote,
+            format,
+            output,
+        } => return pull(id, &remote, format, output.as_deref(), out),
+        other => other,
+    };
     let catalog = load_catalog(catalog)?;
     match cmd {
+        AssessCmd::Push { .. } | AssessCmd::Pull { .. } => Ok(2),
         AssessCmd::Template {
             format,
             scope,
@@ -255,4 +326,121 @@ fn check_thresholds(r: &Report, (tm, ta): Thresholds) -> u8 {
         }
     }
     u8::from(failed)
+}
+
+// ---------------------------------------------------------------- push and pull (a server's API)
+
+/// One HTTP request to the server; a refusal is printed with its code in both languages (exit 2).
+fn request(
+    remote: &Remote,
+    method: reqwest::Method,
+    path_and_query: &str,
+    body: Option<Vec<u8>>,
+) -> anyhow::Result<Vec<u8>> {
+    let base = remote.server.trim_end_matches('/').to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{base}{path_and_query}"))
+            .bearer_auth(&remote.token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/octet-stream")
+                .body(b);
+        }
+        let r = req.send().await.map_err(|e| {
+            bad_input(
+                format!("无法连接服务器 {base}：{e}"),
+                format!("cannot reach the server {base}: {e}"),
+            )
+        })?;
+        let status = r.status();
+        let bytes = r.bytes().await?.to_vec();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        match v["code"].as_str() {
+            Some(code) => Err(bad_input(
+                v["details"]["message_zh"].as_str().unwrap_or(""),
+                format!(
+                    "{} [{code}]",
+                    v["details"]["message_en"].as_str().unwrap_or("")
+                ),
+            )),
+            None => Err(bad_input(
+                format!("服务器返回 {status}"),
+                format!(
+                    "the server answered {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                ),
+            )),
+        }
+    })
+}
+
+fn query_value(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn push(answers: &Path, remote: &Remote, name: &str, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let file = answers.display().to_string();
+    let bytes = std::fs::read(answers).map_err(|e| {
+        bad_input(
+            format!("无法读取答卷 {file}：{e}"),
+            format!("cannot read answers file {file}: {e}"),
+        )
+    })?;
+    let file_name = answers
+        .file_name()
+        .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    let body = request(
+        remote,
+        reqwest::Method::POST,
+        &format!(
+            "/api/v1/assessments/from-answers?name={}&file={}",
+            query_value(name),
+            query_value(&file_name)
+        ),
+        Some(bytes),
+    )?;
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    let Some(id) = v["id"].as_i64() else {
+        return Err(bad_input(
+            "服务器的回答中没有评估编号",
+            format!("the server's answer holds no id: {v}"),
+        ));
+    };
+    writeln!(out, "{id}")?;
+    Ok(0)
+}
+
+fn pull(
+    id: i64,
+    remote: &Remote,
+    format: PullFormat,
+    output: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    if matches!(format, PullFormat::Xlsx | PullFormat::ReportXlsx) {
+        require_output(output, format.key())?;
+    }
+    let bytes = request(
+        remote,
+        reqwest::Method::GET,
+        &format!("/api/v1/assessments/{id}/export?format={}", format.key()),
+        None,
+    )?;
+    emit(&bytes, output, out)?;
+    Ok(0)
 }

@@ -43,6 +43,8 @@ pub struct Config {
     pub credential_key_file: Option<PathBuf>,
     /// Operation automation (`[exec]`).
     pub exec: crate::exec::ExecConfig,
+    /// Online assessments (`[assess]`).
+    pub assess: crate::assess::AssessConfig,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             checkpoint_seconds: 60,
             credential_key_file: None,
             exec: crate::exec::ExecConfig::default(),
+            assess: crate::assess::AssessConfig::default(),
         }
     }
 }

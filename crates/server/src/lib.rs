@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod assess;
 pub mod auth;
 pub mod calendar;
 pub mod config;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::routes())
         .merge(calendar::routes())
         .merge(exec::routes())
+        .merge(assess::routes(&state))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -337,6 +337,8 @@ pub struct Me {
     pub can_calendar: bool,
     /// Scripts, plans and runs are readable in some scope.
     pub can_jobs: bool,
+    /// Assessments are readable.
+    pub can_assess: bool,
 }
 
 pub(crate) fn html<T: Template>(t: T) -> Response {
@@ -375,6 +377,7 @@ impl Page {
             csrf: self.s.session.csrf_token.clone(),
             can_users: can(Permission::UserRead),
             can_audit: can(Permission::AuditRead),
+            can_assess: can(Permission::AssessmentRead),
             // Calendar data is the same in every scope: held anywhere, shown.
             can_calendar: p.bindings.iter().any(|b| {
                 self.roles.iter().any(|r| {

@@ -1,5 +1,6 @@
 //! Background work shared by replicas: one replica at a time holds the `maintenance` lease and
-//! disables accounts whose outsourcing contract ended and writes signed audit checkpoints.
+//! disables accounts whose outsourcing contract ended, returns assessment clauses whose evidence
+//! expired to `unrated` (`assess::service::expire_evidence`) and writes signed audit checkpoints.
 
 use std::time::Duration as StdDuration;
 
@@ -24,6 +25,9 @@ pub async fn tick(state: &AppState, holder: &str) -> anyhow::Result<bool> {
         return Ok(false);
     }
     crate::service::disable_expired_contracts(state)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.problem.message_en))?;
+    crate::assess::service::expire_evidence(state)
         .await
         .map_err(|e| anyhow::anyhow!(e.problem.message_en))?;
     write_checkpoint(state).await?;

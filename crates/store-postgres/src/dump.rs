@@ -112,9 +112,10 @@ pub(crate) async fn export(conn: &mut PgConnection) -> Result<Dump> {
         checkpoints: checkpoints(&mut *conn).await?,
         exec: {
             let mut exec = crate::exec::export(&mut *conn).await?;
-            crate::exec::schedule::export(conn, &mut exec).await?;
+            crate::exec::schedule::export(&mut *conn, &mut exec).await?;
             exec
         },
+        assessments: crate::exec::assessment::export(conn).await?,
     })
 }
 
@@ -309,6 +310,7 @@ pub(crate) async fn import(conn: &mut PgConnection, d: &Dump) -> Result<()> {
     }
     crate::exec::import(&mut *conn, &d.exec).await?;
     crate::exec::schedule::import(&mut *conn, &d.exec).await?;
+    crate::exec::assessment::import(&mut *conn, &d.assessments).await?;
     reset_identities(conn).await
 }
 
@@ -317,7 +319,8 @@ async fn reset_identities(conn: &mut PgConnection) -> Result<()> {
     let tables = ["users", "api_tokens"]
         .into_iter()
         .chain(crate::exec::ID_TABLES)
-        .chain(crate::exec::SCHEDULE_ID_TABLES);
+        .chain(crate::exec::SCHEDULE_ID_TABLES)
+        .chain(crate::exec::ASSESSMENT_ID_TABLES);
     for table in tables {
         sqlx::query(&format!(
             "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \

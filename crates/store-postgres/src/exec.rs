@@ -19,6 +19,8 @@ pub(crate) type DbRow = sqlx::postgres::PgRow;
 /// Rows another replica is claiming are skipped; a row claimed and committed meanwhile is
 /// re-checked against the claim's conditions after the lock (READ COMMITTED), so it is not taken.
 pub(crate) const LOCK_ROWS: &str = " FOR UPDATE SKIP LOCKED";
+/// One row read to be changed: held until the transaction ends (a second writer waits).
+pub(crate) const LOCK_ONE: &str = " FOR UPDATE";
 
 /// A write transaction (READ COMMITTED).
 pub(crate) async fn write_tx(store: &StoreImpl) -> Result<Transaction<'static, Db>> {
@@ -39,3 +41,10 @@ pub(crate) mod schedule;
 
 /// Schedule tables with database-chosen ids (their sequences move past imported ids too).
 pub(crate) const SCHEDULE_ID_TABLES: [&str; 2] = ["schedules", "schedule_fires"];
+
+#[path = "../../store-sqlite/src/assessment_common.rs"]
+pub(crate) mod assessment;
+
+/// Assessment tables with database-chosen ids (their sequences move past imported ids too).
+pub(crate) const ASSESSMENT_ID_TABLES: [&str; 3] =
+    ["assessments", "assessment_evidence", "improvement_actions"];

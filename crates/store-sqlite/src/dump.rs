@@ -110,9 +110,10 @@ pub(crate) async fn export(conn: &mut SqliteConnection) -> Result<Dump> {
         checkpoints: checkpoints(&mut *conn).await?,
         exec: {
             let mut exec = crate::exec::export(&mut *conn).await?;
-            crate::exec::schedule::export(conn, &mut exec).await?;
+            crate::exec::schedule::export(&mut *conn, &mut exec).await?;
             exec
         },
+        assessments: crate::exec::assessment::export(conn).await?,
     })
 }
 
@@ -304,5 +305,6 @@ pub(crate) async fn import(conn: &mut SqliteConnection, d: &Dump) -> Result<()> 
         audit::set_head(&mut *conn, last.seq, &last.hash).await?;
     }
     crate::exec::import(&mut *conn, &d.exec).await?;
-    crate::exec::schedule::import(conn, &d.exec).await
+    crate::exec::schedule::import(&mut *conn, &d.exec).await?;
+    crate::exec::assessment::import(conn, &d.assessments).await
 }

@@ -17,6 +17,8 @@ pub(crate) type DbRow = sqlx::sqlite::SqliteRow;
 
 /// SQLite has no row locks: a claim is exclusive because it runs under the write lock.
 pub(crate) const LOCK_ROWS: &str = "";
+/// Nor for one row: a write transaction holds the write lock from its first statement.
+pub(crate) const LOCK_ONE: &str = "";
 
 /// A write transaction holding SQLite's write lock from its first statement.
 pub(crate) async fn write_tx(store: &StoreImpl) -> Result<Transaction<'static, Db>> {
@@ -34,3 +36,6 @@ pub(crate) use common::{export, import};
 
 #[path = "schedule_common.rs"]
 pub(crate) mod schedule;
+
+#[path = "assessment_common.rs"]
+pub(crate) mod assessment;

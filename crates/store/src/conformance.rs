@@ -31,7 +31,9 @@
 //!   `mark_tasks` sets `finished_at` where it is empty; an agent's last-seen time never moves
 //!   backwards; an enrolment token expires at `expires_at`.
 
+mod assessment;
 mod schedule;
+pub use assessment::*;
 pub use schedule::*;
 
 use std::collections::BTreeSet;
@@ -106,6 +108,11 @@ macro_rules! conformance_tests {
             schedule_fires_recorded_and_listed,
             schedule_claim_fire_compare_and_set,
             schedule_claim_fire_concurrent,
+            assessments_create_update_lock,
+            assessment_items_and_answers,
+            assessment_evidence_and_expiry,
+            assessment_improvement_actions,
+            assessment_lock_serialises,
         );
         $crate::conformance_tests!(@fixture $make;
             audit_is_append_only,
@@ -3094,6 +3101,7 @@ pub async fn populate(store: &dyn Store) {
     }
     populate_exec(store).await;
     schedule::populate_schedules(store).await;
+    assessment::populate_assessments(store).await;
     let key = CheckpointKey::generate();
     let head = store.audit_head().await.must("head").must("head");
     store
@@ -3110,7 +3118,7 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
     assert_eq!(dump.format, 1);
     assert_eq!(dump.users.len(), 3);
     assert!(dump.users.iter().any(|u| u.recovery_codes == ["r1", "r2"]));
-    assert_eq!(dump.audit.len(), 12);
+    assert_eq!(dump.audit.len(), 13);
     assert_eq!(dump.checkpoints.len(), 1);
     let x = &dump.exec;
     let counts = [
@@ -3146,6 +3154,23 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
         Some("replica-a"),
         "leases are kept"
     );
+    let y = &dump.assessments;
+    assert_eq!(
+        [
+            y.assessments.len(),
+            y.items.len(),
+            y.answers.len(),
+            y.evidence.len(),
+            y.actions.len()
+        ],
+        [1, 1, 2, 1, 1],
+        "the assessments are exported"
+    );
+    assert_eq!(
+        y.evidence[0].content.as_deref(),
+        Some(&[0xff_u8, 0x00, 0x80][..]),
+        "evidence bytes verbatim"
+    );
     b.import_all(&dump).await.must("import");
     let again = b.export_all().await.must("export after import");
     assert_eq!(
@@ -3170,7 +3195,7 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
     )
     .await;
     assert_eq!(
-        next[0].seq, 13,
+        next[0].seq, 14,
         "the chain continues after the imported head"
     );
     verified_chain(b).await;
@@ -3219,8 +3244,27 @@ pub async fn export_import_round_trip(a: &dyn Store, b: &dyn Store) {
         .insert_fires(&[schedule::fire_row(sched, at(33), "started")])
         .await
         .must("fire");
+    let assessment = tx
+        .insert_assessment(&assessment::assessment_row("after-import"))
+        .await
+        .must("assessment");
+    let evidence = tx
+        .insert_evidence(&assessment::evidence_row(assessment, "link", None), None)
+        .await
+        .must("evidence");
+    let action = tx
+        .insert_improvement_action(&assessment::action_row(assessment))
+        .await
+        .must("action");
     commit_exec(tx, "exec.after_import", at(33)).await;
     let task = store_task(b, run).await;
+    let y = &dump.assessments;
+    assert!(
+        assessment > y.assessments.iter().map(|r| r.id).max().unwrap_or(0)
+            && evidence > y.evidence.iter().map(|r| r.row.id).max().unwrap_or(0)
+            && action > y.actions.iter().map(|r| r.id).max().unwrap_or(0),
+        "assessment, evidence and action ids continue"
+    );
     let max = |v: Vec<i64>| v.into_iter().max().must("ids");
     let x = &dump.exec;
     assert!(

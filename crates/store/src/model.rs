@@ -100,6 +100,9 @@ pub struct Dump {
     /// The execution engine's data (absent in dumps from before it existed).
     #[serde(default)]
     pub exec: crate::exec::ExecDump,
+    /// Online assessments (absent in dumps from before they existed).
+    #[serde(default)]
+    pub assessments: crate::assessment::AssessmentDump,
 }
 
 /// A user with its credentials and recovery-code hashes (sessions are not exported).

@@ -65,7 +65,7 @@ fn connected_agent(url: &str, token: &str) -> String {
     }
 }
 
-fn user_and_token(dir: &Path, name: &str, role: &str) -> String {
+pub(crate) fn user_and_token(dir: &Path, name: &str, role: &str) -> String {
     let o = ballast(
         dir,
         &[

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod assess;
+mod assess_online;
 mod catalog;
 mod exec;
 mod server;
