@@ -39,3 +39,6 @@ pub(crate) mod schedule;
 
 /// Schedule tables with database-chosen ids (their sequences move past imported ids too).
 pub(crate) const SCHEDULE_ID_TABLES: [&str; 2] = ["schedules", "schedule_fires"];
+
+#[path = "../../store-sqlite/src/cmdb_common.rs"]
+pub(crate) mod cmdb;

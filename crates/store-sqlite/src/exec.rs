@@ -34,3 +34,6 @@ pub(crate) use common::{export, import};
 
 #[path = "schedule_common.rs"]
 pub(crate) mod schedule;
+
+#[path = "cmdb_common.rs"]
+pub(crate) mod cmdb;

@@ -31,7 +31,9 @@
 //!   `mark_tasks` sets `finished_at` where it is empty; an agent's last-seen time never moves
 //!   backwards; an enrolment token expires at `expires_at`.
 
+mod cmdb;
 mod schedule;
+pub use cmdb::*;
 pub use schedule::*;
 
 use std::collections::BTreeSet;
@@ -106,6 +108,9 @@ macro_rules! conformance_tests {
             schedule_fires_recorded_and_listed,
             schedule_claim_fire_compare_and_set,
             schedule_claim_fire_concurrent,
+            cmdb_models_versioned,
+            cmdb_instances_unique_and_indexed,
+            cmdb_relations_history_conflicts,
         );
         $crate::conformance_tests!(@fixture $make;
             audit_is_append_only,

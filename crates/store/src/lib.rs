@@ -8,6 +8,7 @@
 //!
 //! Timestamps are always bound from Rust (UTC), never taken from database defaults.
 
+pub mod cmdb;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod exec;
@@ -20,6 +21,7 @@ use ballast_core::authz::{Role, RoleBinding};
 use ballast_core::user::{User, UserId};
 use chrono::{DateTime, Utc};
 
+pub use cmdb::*;
 pub use exec::*;
 pub use model::*;
 pub use schedule::*;
@@ -45,7 +47,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Read access and transactions.
 #[async_trait]
-pub trait Store: ExecStore + ScheduleStore + Send + Sync {
+pub trait Store: ExecStore + ScheduleStore + CmdbStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -114,7 +116,7 @@ pub trait Store: ExecStore + ScheduleStore + Send + Sync {
 
 /// One read-write transaction. Dropping it without commit rolls back.
 #[async_trait]
-pub trait Tx: ExecTx + ScheduleTx + Send {
+pub trait Tx: ExecTx + ScheduleTx + CmdbTx + Send {
     async fn insert_user(&mut self, u: &NewUserRow) -> Result<UserId>;
     async fn update_user(&mut self, u: &User) -> Result<()>;
     async fn set_password(
