@@ -378,7 +378,8 @@ mod tests {
     #[test]
     fn invalidating_changes_are_flagged() {
         let old = host();
-        let cases: Vec<(Box<dyn Fn(&mut Model)>, ModelChange)> = vec![
+        type Edit = Box<dyn Fn(&mut Model)>;
+        let cases: Vec<(Edit, ModelChange)> = vec![
             (
                 Box::new(|m: &mut Model| m.attributes.retain(|a| a.key != "os")),
                 ModelChange::AttributeRemoved { key: "os".into() },

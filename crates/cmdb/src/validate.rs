@@ -145,7 +145,7 @@ pub fn normalise(a: &Attribute, v: &Value) -> Result<Value, FieldError> {
         }
         AttrType::Enum { values } => {
             let s = text_of(v).unwrap_or_default();
-            if values.iter().any(|x| *x == s) {
+            if values.contains(&s) {
                 Ok(Value::String(s))
             } else {
                 Err(FieldError::new(

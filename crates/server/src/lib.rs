@@ -9,6 +9,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod calendar;
+pub mod cmdb;
 pub mod config;
 pub mod error;
 pub mod exec;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::routes())
         .merge(calendar::routes())
         .merge(exec::routes())
+        .merge(cmdb::routes())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -1,0 +1,5 @@
+//! CMDB pages.
+
+pub fn routes() -> axum::Router<crate::AppState> {
+    axum::Router::new()
+}
