@@ -1200,6 +1200,8 @@ pub struct TopologyNode {
     pub id: i64,
     pub model: String,
     pub name: String,
+    /// Nodes of the same shape (described as objects: the schema is not recursive).
+    #[schema(value_type = Vec<Object>)]
     pub children: Vec<TopologyNode>,
 }
 
