@@ -4,6 +4,7 @@
 
 mod assess;
 mod catalog;
+mod cmdb;
 mod exec;
 mod server;
 
