@@ -2,10 +2,10 @@
 //! models, instances, relations, business topology, history, queries, import and export.
 //!
 //! - `service` — guarded operations (each runs the guard pipeline and commits its change, its
-//!   history rows and its audit record in one transaction) and the reads the API and pages share
+//!   history rows and its audit record in one transaction) and the reads the API and CLI share
 //!   (search with the query language, topology, impact, history, as-of views, data quality);
 //! - `import` — CSV/XLSX reading and writing, the dry-run plan;
-//! - `api` — `/api/v1/cmdb/…`; `pages` — the web UI.
+//! - `api` — `/api/v1/cmdb/…`. (No web pages yet: docs/CMDB.md, "Not built yet".)
 //!
 //! Permissions: `cmdb.read` / `cmdb.write` in the instance's environment; model definitions are
 //! platform-wide (`cmdb.write` with global scope). Editing CMDB records changes no system, so the
@@ -14,7 +14,6 @@
 
 pub mod api;
 pub mod import;
-pub mod pages;
 pub mod service;
 
 use ballast_core::audit::{Actor, AuditDraft, Outcome};
@@ -63,5 +62,5 @@ pub async fn seed_builtin_models(
 }
 
 pub fn routes() -> axum::Router<crate::AppState> {
-    api::routes().merge(pages::routes())
+    api::routes()
 }

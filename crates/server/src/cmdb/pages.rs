@@ -1,5 +1,0 @@
-//! CMDB pages.
-
-pub fn routes() -> axum::Router<crate::AppState> {
-    axum::Router::new()
-}
