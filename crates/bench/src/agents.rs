@@ -251,9 +251,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             bail!("round {}: {}", r + 1, server::failures(&detail));
         }
         if let (Some(n), Some(beside)) = (a.output_bytes, beside) {
-            let stored: u64 = detail["tasks"]
-                .as_array()
-                .map_or(0, |t| t.iter().filter_map(|x| x["stdout_bytes"].as_u64()).sum());
+            let stored: u64 = detail["tasks"].as_array().map_or(0, |t| {
+                t.iter().filter_map(|x| x["stdout_bytes"].as_u64()).sum()
+            });
             let truncated = detail["tasks"]
                 .as_array()
                 .map_or(0, |t| t.iter().filter(|x| x["truncated"] == true).count());

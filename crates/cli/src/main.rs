@@ -5,6 +5,7 @@
 mod assess_cmd;
 mod calendar_cmd;
 mod catalog_cmd;
+mod cmdb_cmd;
 mod exec_cmd;
 mod output;
 mod server_cmd;
@@ -59,6 +60,9 @@ enum Cmd {
     /// The agent on a managed host: enrols once with a token, then keeps one outbound mutual-TLS
     /// connection to the server and runs the tasks it receives.
     Agent(ballast_agent_bin::AgentArgs),
+    /// The CMDB on a server: import a spreadsheet, query instances.
+    #[command(subcommand)]
+    Cmdb(cmdb_cmd::CmdbCmd),
     /// Print the version.
     Version,
 }
@@ -95,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Exec(args) => exec_cmd::run_exec(args, &mut stdout),
         Cmd::Job(cmd) => exec_cmd::run_job(cmd, &mut stdout),
         Cmd::Agent(args) => exec_cmd::run_agent(args),
+        Cmd::Cmdb(cmd) => cmdb_cmd::run(cmd, &mut stdout),
         Cmd::Version => {
             writeln!(stdout, "ballast {}", env!("CARGO_PKG_VERSION"))?;
             Ok(0)

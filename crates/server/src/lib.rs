@@ -10,6 +10,7 @@ pub mod api;
 pub mod assess;
 pub mod auth;
 pub mod calendar;
+pub mod cmdb;
 pub mod config;
 pub mod error;
 pub mod exec;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(calendar::routes())
         .merge(exec::routes())
         .merge(assess::routes(&state))
+        .merge(cmdb::routes())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -173,6 +173,9 @@ async fn bootstrap_once(
             );
         }
     }
+    if let Some(d) = crate::cmdb::seed_builtin_models(store, &mut tx, now).await? {
+        audit.push(d);
+    }
     let mut initial = None;
     if store.user_count().await? == 0 {
         let password = generate_password();

@@ -48,3 +48,5 @@ pub(crate) mod assessment;
 /// Assessment tables with database-chosen ids (their sequences move past imported ids too).
 pub(crate) const ASSESSMENT_ID_TABLES: [&str; 3] =
     ["assessments", "assessment_evidence", "improvement_actions"];
+#[path = "../../store-sqlite/src/cmdb_common.rs"]
+pub(crate) mod cmdb;

@@ -39,3 +39,5 @@ pub(crate) mod schedule;
 
 #[path = "assessment_common.rs"]
 pub(crate) mod assessment;
+#[path = "cmdb_common.rs"]
+pub(crate) mod cmdb;

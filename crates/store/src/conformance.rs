@@ -32,8 +32,10 @@
 //!   backwards; an enrolment token expires at `expires_at`.
 
 mod assessment;
+mod cmdb;
 mod schedule;
 pub use assessment::*;
+pub use cmdb::*;
 pub use schedule::*;
 
 use std::collections::BTreeSet;
@@ -113,6 +115,9 @@ macro_rules! conformance_tests {
             assessment_evidence_and_expiry,
             assessment_improvement_actions,
             assessment_lock_serialises,
+            cmdb_models_versioned,
+            cmdb_instances_unique_and_indexed,
+            cmdb_relations_history_conflicts,
         );
         $crate::conformance_tests!(@fixture $make;
             audit_is_append_only,

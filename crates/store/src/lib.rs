@@ -9,6 +9,7 @@
 //! Timestamps are always bound from Rust (UTC), never taken from database defaults.
 
 pub mod assessment;
+pub mod cmdb;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod exec;
@@ -22,6 +23,7 @@ use ballast_core::user::{User, UserId};
 use chrono::{DateTime, Utc};
 
 pub use assessment::*;
+pub use cmdb::*;
 pub use exec::*;
 pub use model::*;
 pub use schedule::*;
@@ -47,7 +49,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Read access and transactions.
 #[async_trait]
-pub trait Store: ExecStore + ScheduleStore + AssessmentStore + Send + Sync {
+pub trait Store: ExecStore + ScheduleStore + AssessmentStore + CmdbStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -116,7 +118,7 @@ pub trait Store: ExecStore + ScheduleStore + AssessmentStore + Send + Sync {
 
 /// One read-write transaction. Dropping it without commit rolls back.
 #[async_trait]
-pub trait Tx: ExecTx + ScheduleTx + AssessmentTx + Send {
+pub trait Tx: ExecTx + ScheduleTx + AssessmentTx + CmdbTx + Send {
     async fn insert_user(&mut self, u: &NewUserRow) -> Result<UserId>;
     async fn update_user(&mut self, u: &User) -> Result<()>;
     async fn set_password(

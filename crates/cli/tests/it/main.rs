@@ -5,6 +5,7 @@
 mod assess;
 mod assess_online;
 mod catalog;
+mod cmdb;
 mod exec;
 mod server;
 

@@ -27,9 +27,11 @@ use crate::service;
 use crate::state::AppState;
 
 /// Operation-key prefixes of platform administration: not changes to an environment's systems.
-/// (`schedule.`: defining a schedule changes nothing yet; each run it starts is governed.)
-const ADMINISTRATION: [&str; 8] = [
+/// (`schedule.`: defining a schedule changes nothing yet; each run it starts is governed.
+/// `cmdb.`: configuration records describe systems, changing them changes no system.)
+const ADMINISTRATION: [&str; 9] = [
     "schedule.",
+    "cmdb.",
     "change_window.",
     "calendar.",
     "environment.",

@@ -8,6 +8,7 @@ mod audit;
 mod authn;
 mod browser;
 mod calendar;
+mod cmdb;
 mod exec;
 mod postgres;
 mod schedule;

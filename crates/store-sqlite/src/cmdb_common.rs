@@ -1,0 +1,636 @@
+//! Storage of the CMDB ([`ballast_store::cmdb`]), written once for both backends.
+//!
+//! Compiled twice, like `schedule_common.rs`: as `exec::cmdb` of `ballast-store-sqlite` and,
+//! through a `#[path]` attribute, as `exec::cmdb` of `ballast-store-postgres`. The SQL text is
+//! the same on both (`$N` parameters bound by number, `RETURNING`, `ON CONFLICT`).
+//!
+//! Lists of ids or values are bound one parameter each, in chunks of [`CHUNK`] (well under
+//! SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement).
+
+use async_trait::async_trait;
+use ballast_store::cmdb::{
+    CiConflictRow, CiHistoryRow, CiQuery, CiRelationRow, CiRow, CmdbModelRow, CmdbModelVersionRow,
+    CmdbStore, CmdbTx, RelationSide,
+};
+use ballast_store::{Result, StoreError};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+
+use super::common::{Query, all, exec, get, insert_sql, json, one};
+use super::{Conn, DbRow, StoreImpl, TxImpl, db_err, micros};
+
+/// Ids or values bound per statement.
+const CHUNK: usize = 500;
+
+const MODEL_COLUMNS: &str = "key, version, definition, builtin, updated_by, updated_at";
+const VERSION_COLUMNS: &str = "key, version, definition, author, created_at, note";
+const CI_FIELDS: &str = "model, environment, name, attributes, sources, created_by, created_at, \
+     updated_by, updated_at, discovered_at";
+const RELATION_FIELDS: &str = "kind, source_id, target_id, created_by, created_at";
+const HISTORY_FIELDS: &str = "ci_id, related_id, object_type, op, via, actor, at, diff, snapshot";
+const CONFLICT_FIELDS: &str = "ci_id, attribute, recorded, discovered, discovered_at, state, \
+     decided_by, decided_at";
+
+fn model_row(row: &DbRow) -> Result<CmdbModelRow> {
+    const T: &str = "cmdb_models";
+    Ok(CmdbModelRow {
+        key: get(row, T, "key")?,
+        version: get(row, T, "version")?,
+        definition: json(row, T, "definition")?,
+        builtin: get(row, T, "builtin")?,
+        updated_by: get(row, T, "updated_by")?,
+        updated_at: get(row, T, "updated_at")?,
+    })
+}
+
+fn version_row(row: &DbRow) -> Result<CmdbModelVersionRow> {
+    const T: &str = "cmdb_model_versions";
+    Ok(CmdbModelVersionRow {
+        key: get(row, T, "key")?,
+        version: get(row, T, "version")?,
+        definition: json(row, T, "definition")?,
+        author: get(row, T, "author")?,
+        created_at: get(row, T, "created_at")?,
+        note: get(row, T, "note")?,
+    })
+}
+
+fn ci_row(row: &DbRow) -> Result<CiRow> {
+    const T: &str = "cmdb_cis";
+    Ok(CiRow {
+        id: get(row, T, "id")?,
+        model: get(row, T, "model")?,
+        environment: get(row, T, "environment")?,
+        name: get(row, T, "name")?,
+        attributes: json(row, T, "attributes")?,
+        sources: json(row, T, "sources")?,
+        created_by: get(row, T, "created_by")?,
+        created_at: get(row, T, "created_at")?,
+        updated_by: get(row, T, "updated_by")?,
+        updated_at: get(row, T, "updated_at")?,
+        discovered_at: get(row, T, "discovered_at")?,
+    })
+}
+
+fn relation_row(row: &DbRow) -> Result<CiRelationRow> {
+    const T: &str = "cmdb_relations";
+    Ok(CiRelationRow {
+        id: get(row, T, "id")?,
+        kind: get(row, T, "kind")?,
+        source_id: get(row, T, "source_id")?,
+        target_id: get(row, T, "target_id")?,
+        created_by: get(row, T, "created_by")?,
+        created_at: get(row, T, "created_at")?,
+    })
+}
+
+fn history_row(row: &DbRow) -> Result<CiHistoryRow> {
+    const T: &str = "cmdb_history";
+    Ok(CiHistoryRow {
+        id: get(row, T, "id")?,
+        ci_id: get(row, T, "ci_id")?,
+        related_id: get(row, T, "related_id")?,
+        object_type: get(row, T, "object_type")?,
+        op: get(row, T, "op")?,
+        via: get(row, T, "via")?,
+        actor: get(row, T, "actor")?,
+        at: get(row, T, "at")?,
+        diff: json(row, T, "diff")?,
+        snapshot: json(row, T, "snapshot")?,
+    })
+}
+
+fn conflict_row(row: &DbRow) -> Result<CiConflictRow> {
+    const T: &str = "cmdb_conflicts";
+    Ok(CiConflictRow {
+        id: get(row, T, "id")?,
+        ci_id: get(row, T, "ci_id")?,
+        attribute: get(row, T, "attribute")?,
+        recorded: json(row, T, "recorded")?,
+        discovered: json(row, T, "discovered")?,
+        discovered_at: get(row, T, "discovered_at")?,
+        state: get(row, T, "state")?,
+        decided_by: get(row, T, "decided_by")?,
+        decided_at: get(row, T, "decided_at")?,
+    })
+}
+
+/// `$first, …, $(first + n - 1)`.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Index text of a value: one entry per scalar (list items one by one); null gives none.
+fn index_values(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items.iter().flat_map(index_values).collect(),
+        Value::String(s) => vec![s.clone()],
+        Value::Null => Vec::new(),
+        other => vec![other.to_string()],
+    }
+}
+
+/// Writes the value index and the unique keys of an instance (after removing the old ones).
+async fn write_index(conn: &mut Conn, id: i64, ci: &CiRow, unique: &[String]) -> Result<()> {
+    exec(
+        &mut *conn,
+        sqlx::query("DELETE FROM cmdb_ci_values WHERE ci_id = $1").bind(id),
+    )
+    .await?;
+    exec(
+        &mut *conn,
+        sqlx::query("DELETE FROM cmdb_ci_unique WHERE ci_id = $1").bind(id),
+    )
+    .await?;
+    let Value::Object(attrs) = &ci.attributes else {
+        return Err(StoreError::Other(format!(
+            "instance {}: attributes must be a JSON object",
+            ci.name
+        )));
+    };
+    for (key, v) in attrs {
+        for value in index_values(v) {
+            let q = sqlx::query(
+                "INSERT INTO cmdb_ci_values (ci_id, model, key, value) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(&ci.model)
+            .bind(key)
+            .bind(value.clone());
+            exec(&mut *conn, q).await?;
+            if unique.contains(key) {
+                let q = sqlx::query(
+                    "INSERT INTO cmdb_ci_unique (model, environment, key, value, ci_id) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&ci.model)
+                .bind(&ci.environment)
+                .bind(key)
+                .bind(value.clone())
+                .bind(id);
+                exec(&mut *conn, q).await.map_err(|e| match e {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!(
+                        "{} {} in {}: unique attribute {key} = {value:?} is held by another instance",
+                        ci.model, ci.name, ci.environment
+                    )),
+                    other => other,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bind_ci<'q>(q: Query<'q>, c: &'q CiRow) -> Query<'q> {
+    q.bind(&c.model)
+        .bind(&c.environment)
+        .bind(&c.name)
+        .bind(Json(&c.attributes))
+        .bind(Json(&c.sources))
+        .bind(&c.created_by)
+        .bind(micros(c.created_at))
+        .bind(&c.updated_by)
+        .bind(micros(c.updated_at))
+        .bind(c.discovered_at.map(micros))
+}
+
+// ---------------------------------------------------------------- CmdbStore
+
+#[async_trait]
+impl CmdbStore for StoreImpl {
+    async fn cmdb_models(&self) -> Result<Vec<CmdbModelRow>> {
+        let sql = format!("SELECT {MODEL_COLUMNS} FROM cmdb_models ORDER BY key");
+        all(&mut *self.conn().await?, sqlx::query(&sql), model_row).await
+    }
+
+    async fn cmdb_model(&self, key: &str) -> Result<Option<CmdbModelRow>> {
+        let sql = format!("SELECT {MODEL_COLUMNS} FROM cmdb_models WHERE key = $1");
+        one(
+            &mut *self.conn().await?,
+            sqlx::query(&sql).bind(key),
+            model_row,
+        )
+        .await
+    }
+
+    async fn cmdb_model_versions(&self, key: &str) -> Result<Vec<CmdbModelVersionRow>> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM cmdb_model_versions WHERE key = $1 ORDER BY version"
+        );
+        all(
+            &mut *self.conn().await?,
+            sqlx::query(&sql).bind(key),
+            version_row,
+        )
+        .await
+    }
+
+    async fn ci(&self, id: i64) -> Result<Option<CiRow>> {
+        let sql = format!("SELECT id, {CI_FIELDS} FROM cmdb_cis WHERE id = $1");
+        one(&mut *self.conn().await?, sqlx::query(&sql).bind(id), ci_row).await
+    }
+
+    async fn ci_by_name(
+        &self,
+        model: &str,
+        environment: &str,
+        name: &str,
+    ) -> Result<Option<CiRow>> {
+        let sql = format!(
+            "SELECT id, {CI_FIELDS} FROM cmdb_cis WHERE model = $1 AND environment = $2 AND name = $3"
+        );
+        let q = sqlx::query(&sql).bind(model).bind(environment).bind(name);
+        one(&mut *self.conn().await?, q, ci_row).await
+    }
+
+    async fn cis(&self, f: &CiQuery) -> Result<Vec<CiRow>> {
+        if f.environments.as_ref().is_some_and(Vec::is_empty)
+            || f.ids.as_ref().is_some_and(Vec::is_empty)
+            || f.names.as_ref().is_some_and(Vec::is_empty)
+        {
+            return Ok(Vec::new());
+        }
+        // Long id lists: one statement per chunk, results merged in id order.
+        if let Some(ids) = f.ids.as_ref().filter(|ids| ids.len() > CHUNK) {
+            let mut out = Vec::new();
+            for chunk in ids.chunks(CHUNK) {
+                let sub = CiQuery {
+                    ids: Some(chunk.to_vec()),
+                    limit: 0,
+                    ..f.clone()
+                };
+                out.extend(self.cis(&sub).await?);
+            }
+            out.sort_by_key(|c| c.id);
+            out.dedup_by_key(|c| c.id);
+            if f.limit > 0 {
+                out.truncate(f.limit as usize);
+            }
+            return Ok(out);
+        }
+        let mut sql = format!(
+            "SELECT id, {CI_FIELDS} FROM cmdb_cis WHERE ($1 IS NULL OR model = $1) \
+             AND ($2 IS NULL OR id > $2)"
+        );
+        let mut n = 3;
+        let mut lists: Vec<Vec<String>> = Vec::new();
+        let mut id_list: Vec<i64> = Vec::new();
+        if let Some(envs) = &f.environments {
+            sql.push_str(&format!(
+                " AND environment IN ({})",
+                placeholders(n, envs.len())
+            ));
+            n += envs.len();
+            lists.push(envs.clone());
+        }
+        if let Some(names) = &f.names {
+            sql.push_str(&format!(" AND name IN ({})", placeholders(n, names.len())));
+            n += names.len();
+            lists.push(names.clone());
+        }
+        if let Some(ids) = &f.ids {
+            sql.push_str(&format!(" AND id IN ({})", placeholders(n, ids.len())));
+            id_list = ids.clone();
+        }
+        sql.push_str(" ORDER BY id");
+        if f.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", f.limit));
+        }
+        let mut q = sqlx::query(&sql).bind(f.model.clone()).bind(f.after_id);
+        for list in &lists {
+            for v in list {
+                q = q.bind(v.clone());
+            }
+        }
+        for id in id_list {
+            q = q.bind(id);
+        }
+        all(&mut *self.conn().await?, q, ci_row).await
+    }
+
+    async fn ci_ids_by_value(
+        &self,
+        model: Option<&str>,
+        key: &str,
+        values: &[String],
+    ) -> Result<Vec<i64>> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT DISTINCT ci_id FROM cmdb_ci_values WHERE key = $1 \
+                 AND value IN ({}) AND ($2 IS NULL OR model = $2) ORDER BY ci_id",
+                placeholders(3, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql)
+                .bind(key.to_string())
+                .bind(model.map(str::to_string));
+            for v in chunk {
+                q = q.bind(v.clone());
+            }
+            out.extend(
+                q.fetch_all(&mut *self.conn().await?)
+                    .await
+                    .map_err(db_err)?,
+            );
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn ci_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT model, environment, count(*) AS n FROM cmdb_cis \
+             GROUP BY model, environment ORDER BY model, environment",
+        )
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    get(r, "cmdb_cis", "model")?,
+                    get(r, "cmdb_cis", "environment")?,
+                    get(r, "cmdb_cis", "n")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn ci_relation(&self, id: i64) -> Result<Option<CiRelationRow>> {
+        let sql = format!("SELECT id, {RELATION_FIELDS} FROM cmdb_relations WHERE id = $1");
+        one(
+            &mut *self.conn().await?,
+            sqlx::query(&sql).bind(id),
+            relation_row,
+        )
+        .await
+    }
+
+    async fn ci_relations(
+        &self,
+        ids: &[i64],
+        side: RelationSide,
+        kinds: &[String],
+    ) -> Result<Vec<CiRelationRow>> {
+        let mut out = Vec::new();
+        let mut conn = self.conn().await?;
+        for chunk in ids.chunks(CHUNK) {
+            let ps = placeholders(1, chunk.len());
+            let kind_filter = if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " AND kind IN ({})",
+                    placeholders(chunk.len() + 1, kinds.len())
+                )
+            };
+            let columns = ["source_id", "target_id"];
+            let which: &[&str] = match side {
+                RelationSide::Source => &columns[..1],
+                RelationSide::Target => &columns[1..],
+                RelationSide::Both => &columns,
+            };
+            for col in which {
+                let sql = format!(
+                    "SELECT id, {RELATION_FIELDS} FROM cmdb_relations \
+                     WHERE {col} IN ({ps}){kind_filter}"
+                );
+                let mut q = sqlx::query(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for k in kinds {
+                    q = q.bind(k.clone());
+                }
+                out.extend(all(&mut conn, q, relation_row).await?);
+            }
+        }
+        out.sort_by_key(|r| r.id);
+        out.dedup_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    async fn ci_history(
+        &self,
+        ci_id: i64,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<CiHistoryRow>> {
+        let sql = format!(
+            "SELECT id, {HISTORY_FIELDS} FROM cmdb_history \
+             WHERE (ci_id = $1 OR related_id = $1) AND ($2 IS NULL OR at <= $2) ORDER BY id"
+        );
+        let q = sqlx::query(&sql).bind(ci_id).bind(until.map(micros));
+        all(&mut *self.conn().await?, q, history_row).await
+    }
+
+    async fn ci_conflicts(
+        &self,
+        state: Option<&str>,
+        ci_id: Option<i64>,
+    ) -> Result<Vec<CiConflictRow>> {
+        let sql = format!(
+            "SELECT id, {CONFLICT_FIELDS} FROM cmdb_conflicts \
+             WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR ci_id = $2) ORDER BY id"
+        );
+        let q = sqlx::query(&sql)
+            .bind(state.map(str::to_string))
+            .bind(ci_id);
+        all(&mut *self.conn().await?, q, conflict_row).await
+    }
+}
+
+// ---------------------------------------------------------------- CmdbTx
+
+#[async_trait]
+impl CmdbTx for TxImpl {
+    async fn save_cmdb_model(&mut self, m: &CmdbModelRow, note: &str) -> Result<()> {
+        let sql = insert_sql("cmdb_model_versions", VERSION_COLUMNS);
+        let q = sqlx::query(&sql)
+            .bind(&m.key)
+            .bind(m.version)
+            .bind(Json(&m.definition))
+            .bind(&m.updated_by)
+            .bind(micros(m.updated_at))
+            .bind(note);
+        exec(self.conn(), q).await.map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "model {} version {} exists (changed meanwhile)",
+                m.key, m.version
+            )),
+            other => other,
+        })?;
+        let sql = format!(
+            "{} ON CONFLICT (key) DO UPDATE SET version = excluded.version, \
+             definition = excluded.definition, builtin = excluded.builtin, \
+             updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            insert_sql("cmdb_models", MODEL_COLUMNS)
+        );
+        let q = sqlx::query(&sql)
+            .bind(&m.key)
+            .bind(m.version)
+            .bind(Json(&m.definition))
+            .bind(m.builtin)
+            .bind(&m.updated_by)
+            .bind(micros(m.updated_at));
+        exec(self.conn(), q).await?;
+        Ok(())
+    }
+
+    async fn insert_ci(&mut self, ci: &CiRow, unique: &[String]) -> Result<i64> {
+        let sql = format!("{} RETURNING id", insert_sql("cmdb_cis", CI_FIELDS));
+        let row = bind_ci(sqlx::query(&sql), ci)
+            .fetch_one(self.conn())
+            .await
+            .map_err(|e| match db_err(e) {
+                StoreError::Conflict(m) => StoreError::Conflict(format!(
+                    "{} {} in {}: exists, or the model does not ({m})",
+                    ci.model, ci.name, ci.environment
+                )),
+                other => other,
+            })?;
+        let id: i64 = get(&row, "cmdb_cis", "id")?;
+        write_index(self.conn(), id, ci, unique).await?;
+        Ok(id)
+    }
+
+    async fn update_ci(&mut self, ci: &CiRow, unique: &[String]) -> Result<()> {
+        let q = sqlx::query(
+            "UPDATE cmdb_cis SET name = $2, attributes = $3, sources = $4, updated_by = $5, \
+             updated_at = $6, discovered_at = $7 WHERE id = $1",
+        )
+        .bind(ci.id)
+        .bind(&ci.name)
+        .bind(Json(&ci.attributes))
+        .bind(Json(&ci.sources))
+        .bind(&ci.updated_by)
+        .bind(micros(ci.updated_at))
+        .bind(ci.discovered_at.map(micros));
+        let changed = exec(self.conn(), q).await.map_err(|e| match e {
+            StoreError::Conflict(m) => StoreError::Conflict(format!(
+                "{} {} in {}: the name is taken ({m})",
+                ci.model, ci.name, ci.environment
+            )),
+            other => other,
+        })?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("instance {}", ci.id)));
+        }
+        write_index(self.conn(), ci.id, ci, unique).await
+    }
+
+    async fn delete_ci(&mut self, id: i64) -> Result<bool> {
+        for sql in [
+            "DELETE FROM cmdb_ci_values WHERE ci_id = $1",
+            "DELETE FROM cmdb_ci_unique WHERE ci_id = $1",
+            "DELETE FROM cmdb_conflicts WHERE ci_id = $1",
+            "DELETE FROM cmdb_relations WHERE source_id = $1 OR target_id = $1",
+        ] {
+            exec(self.conn(), sqlx::query(sql).bind(id)).await?;
+        }
+        let q = sqlx::query("DELETE FROM cmdb_cis WHERE id = $1").bind(id);
+        Ok(exec(self.conn(), q).await? > 0)
+    }
+
+    async fn insert_ci_relation(&mut self, r: &CiRelationRow) -> Result<i64> {
+        let sql = format!(
+            "{} RETURNING id",
+            insert_sql("cmdb_relations", RELATION_FIELDS)
+        );
+        let row = sqlx::query(&sql)
+            .bind(&r.kind)
+            .bind(r.source_id)
+            .bind(r.target_id)
+            .bind(&r.created_by)
+            .bind(micros(r.created_at))
+            .fetch_one(self.conn())
+            .await
+            .map_err(|e| match db_err(e) {
+                StoreError::Conflict(m) => StoreError::Conflict(format!(
+                    "relation {} {} → {}: exists, or an instance does not ({m})",
+                    r.kind, r.source_id, r.target_id
+                )),
+                other => other,
+            })?;
+        get(&row, "cmdb_relations", "id")
+    }
+
+    async fn delete_ci_relation(&mut self, id: i64) -> Result<bool> {
+        let q = sqlx::query("DELETE FROM cmdb_relations WHERE id = $1").bind(id);
+        Ok(exec(self.conn(), q).await? > 0)
+    }
+
+    async fn insert_ci_history(&mut self, rows: &[CiHistoryRow]) -> Result<()> {
+        let sql = insert_sql("cmdb_history", HISTORY_FIELDS);
+        for h in rows {
+            let q = sqlx::query(&sql)
+                .bind(h.ci_id)
+                .bind(h.related_id)
+                .bind(&h.object_type)
+                .bind(&h.op)
+                .bind(&h.via)
+                .bind(&h.actor)
+                .bind(micros(h.at))
+                .bind(Json(&h.diff))
+                .bind(Json(&h.snapshot));
+            exec(self.conn(), q).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_ci_conflict(&mut self, c: &CiConflictRow) -> Result<i64> {
+        let sql = format!(
+            "{} RETURNING id",
+            insert_sql("cmdb_conflicts", CONFLICT_FIELDS)
+        );
+        let row = sqlx::query(&sql)
+            .bind(c.ci_id)
+            .bind(&c.attribute)
+            .bind(Json(&c.recorded))
+            .bind(Json(&c.discovered))
+            .bind(micros(c.discovered_at))
+            .bind(&c.state)
+            .bind(&c.decided_by)
+            .bind(c.decided_at.map(micros))
+            .fetch_one(self.conn())
+            .await
+            .map_err(db_err)?;
+        get(&row, "cmdb_conflicts", "id")
+    }
+
+    async fn decide_ci_conflict(
+        &mut self,
+        id: i64,
+        state: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let q = sqlx::query(
+            "UPDATE cmdb_conflicts SET state = $2, decided_by = $3, decided_at = $4 \
+             WHERE id = $1 AND state = 'open'",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(by)
+        .bind(micros(at));
+        if exec(self.conn(), q).await? > 0 {
+            return Ok(());
+        }
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM cmdb_conflicts WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.conn())
+            .await
+            .map_err(db_err)?;
+        if n > 0 {
+            Err(StoreError::Conflict(format!(
+                "conflict {id} was already decided"
+            )))
+        } else {
+            Err(StoreError::NotFound(format!("conflict {id}")))
+        }
+    }
+}
