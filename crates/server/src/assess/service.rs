@@ -1298,17 +1298,7 @@ async fn notify_expired(state: &AppState, a: &AssessmentRow, e: &EvidenceRow, as
         "clause": e.clause_id, "evidence": e.name, "expires_on": e.expires_on,
         "assessor": assessor, "at": state.clock.now().to_rfc3339(),
     });
-    match reqwest::Client::new()
-        .post(&url)
-        .timeout(std::time::Duration::from_secs(10))
-        .json(&body)
-        .send()
-        .await
-    {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => tracing::warn!("webhook {url}: HTTP {}", r.status()),
-        Err(e) => tracing::warn!("webhook {url}: {e}"),
-    }
+    crate::exec::service::post_webhook(&url, &body).await;
 }
 
 // ---------------------------------------------------------------- answers files

@@ -1258,11 +1258,15 @@ pub async fn notify(state: &AppState, run: &RunRow, event: &str, message: Option
         "requested_by": run.requested_by, "message": message,
         "at": state.clock.now().to_rfc3339(),
     });
-    let client = reqwest::Client::new();
-    match client
-        .post(&url)
+    post_webhook(&url, &body).await;
+}
+
+/// POSTs `body` to a webhook with a 10 s timeout; failures are logged, never returned.
+pub(crate) async fn post_webhook(url: &str, body: &serde_json::Value) {
+    match reqwest::Client::new()
+        .post(url)
         .timeout(std::time::Duration::from_secs(10))
-        .json(&body)
+        .json(body)
         .send()
         .await
     {
