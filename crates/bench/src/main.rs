@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod agents;
+mod cmdb;
 mod idle;
 mod server;
 mod ssh;
@@ -79,6 +80,22 @@ enum Cmd {
         /// it ("1,000 hosts × 1 MB must not stall other runs or the UI").
         #[arg(long)]
         output_bytes: Option<u64>,
+    },
+    /// CMDB at scale: a real `ballast serve` on SQLite with --cis instances and about
+    /// --relations relations; XLSX import of --import-hosts hosts, attribute searches and impact
+    /// queries five levels deep, p50/p99 over --samples requests each.
+    Cmdb {
+        /// The `ballast` binary (default: next to this one).
+        #[arg(long)]
+        ballast: Option<PathBuf>,
+        #[arg(long, default_value_t = 100_000)]
+        cis: usize,
+        #[arg(long, default_value_t = 300_000)]
+        relations: usize,
+        #[arg(long, default_value_t = 10_000)]
+        import_hosts: usize,
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
     },
     /// SSH fan-out: `echo ok` on N loopback aliases of one real sshd through a real `ballast
     /// serve`, and with Ansible on the same inventory when --ansible is given.
@@ -336,6 +353,22 @@ async fn main() -> anyhow::Result<()> {
                 settle: Duration::from_secs(settle_secs),
                 round_timeout: Duration::from_secs(round_timeout_secs),
                 output_bytes,
+            })
+            .await
+        }
+        Cmd::Cmdb {
+            ballast,
+            cis,
+            relations,
+            import_hosts,
+            samples,
+        } => {
+            cmdb::run(cmdb::Args {
+                ballast,
+                cis,
+                relations,
+                import_hosts,
+                samples,
             })
             .await
         }

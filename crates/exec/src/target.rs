@@ -1,5 +1,8 @@
 //! Target specs: a comma list of `local`, `agent:HOSTNAME`, `agent:*` and
-//! `ssh://user@host[:port]` (port 22 by default, IPv6 addresses in brackets).
+//! `ssh://user@host[:port]` (port 22 by default, IPv6 addresses in brackets), optionally ending
+//! with `cmdb:EXPR` — the hosts of the run's environment a CMDB query selects
+//! (`cmdb:module = "行情网关" and os ~ "CentOS"`). The query is the last item: it runs to the end
+//! of the spec, commas included.
 
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -24,6 +27,9 @@ pub enum TargetRef {
         host: String,
         port: u16,
     },
+    /// The host instances of the run's environment a CMDB query selects (syntax checked;
+    /// the query text as written, trimmed).
+    Cmdb(String),
 }
 
 impl TargetRef {
@@ -46,6 +52,7 @@ impl fmt::Display for TargetRef {
             TargetRef::Local => f.write_str("local"),
             TargetRef::Agent(hostname) => write!(f, "agent:{hostname}"),
             TargetRef::AllAgents => f.write_str("agent:*"),
+            TargetRef::Cmdb(q) => write!(f, "cmdb:{q}"),
             TargetRef::Ssh { user, host, port } => {
                 if host.contains(':') {
                     write!(f, "ssh://{user}@[{host}]:{port}")
@@ -67,11 +74,10 @@ impl TryFrom<String> for TargetRef {
     type Error = TargetError;
     fn try_from(s: String) -> Result<TargetRef, TargetError> {
         let item = s.trim();
-        parse_item(item).map_err(|reason| TargetError {
-            position: 1,
-            item: item.to_string(),
-            reason,
-        })
+        if let Some(q) = item.strip_prefix("cmdb:") {
+            return parse_query(q).map_err(|e| e.at(1, item));
+        }
+        parse_item(item).map_err(|reason| TargetError::new(1, item, reason))
     }
 }
 
@@ -84,11 +90,60 @@ impl std::str::FromStr for TargetRef {
 
 /// Why a target spec was refused: `position` is the 1-based item number (0 for the whole spec).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("target {position} `{item}`: {reason}")]
+#[error("{}", self.message_en())]
 pub struct TargetError {
     pub position: usize,
     pub item: String,
     pub reason: TargetProblem,
+    /// For a CMDB query: the parser's message (Chinese, English), naming the column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<[String; 2]>,
+}
+
+/// A problem before its position is known.
+struct Problem {
+    reason: TargetProblem,
+    detail: Option<[String; 2]>,
+}
+
+impl Problem {
+    fn at(self, position: usize, item: &str) -> TargetError {
+        TargetError {
+            position,
+            item: item.to_string(),
+            reason: self.reason,
+            detail: self.detail,
+        }
+    }
+}
+
+impl TargetError {
+    fn new(position: usize, item: &str, reason: TargetProblem) -> TargetError {
+        TargetError {
+            position,
+            item: item.to_string(),
+            reason,
+            detail: None,
+        }
+    }
+}
+
+fn parse_query(q: &str) -> Result<TargetRef, Problem> {
+    use ballast_cmdb::Msg;
+    let q = q.trim();
+    if q.is_empty() {
+        return Err(Problem {
+            reason: TargetProblem::EmptyQuery,
+            detail: None,
+        });
+    }
+    match ballast_cmdb::Query::parse(q) {
+        Ok(_) => Ok(TargetRef::Cmdb(q.to_string())),
+        Err(e) => Err(Problem {
+            reason: TargetProblem::BadQuery,
+            detail: Some([e.message_zh(), e.message_en()]),
+        }),
+    }
 }
 
 /// The kinds of target-spec problems.
@@ -102,6 +157,8 @@ pub enum TargetProblem {
     BadUser,
     BadPort,
     BadIpv6,
+    EmptyQuery,
+    BadQuery,
 }
 
 impl fmt::Display for TargetProblem {
@@ -116,12 +173,14 @@ impl TargetProblem {
             TargetProblem::Empty => "no target given",
             TargetProblem::EmptyItem => "empty item between commas",
             TargetProblem::UnknownScheme => {
-                "expected local, agent:HOSTNAME, agent:* or ssh://user@host[:port]"
+                "expected local, agent:HOSTNAME, agent:*, ssh://user@host[:port] or cmdb:QUERY"
             }
             TargetProblem::BadHostname => "invalid host name",
             TargetProblem::BadUser => "invalid or missing user name (ssh://user@host)",
             TargetProblem::BadPort => "port must be a number from 1 to 65535",
             TargetProblem::BadIpv6 => "invalid IPv6 address (write it in brackets: [::1])",
+            TargetProblem::EmptyQuery => "cmdb: needs a query (cmdb:module = \"行情网关\")",
+            TargetProblem::BadQuery => "invalid CMDB query",
         }
     }
 
@@ -130,12 +189,14 @@ impl TargetProblem {
             TargetProblem::Empty => "未指定目标",
             TargetProblem::EmptyItem => "逗号之间为空",
             TargetProblem::UnknownScheme => {
-                "应为 local、agent:主机名、agent:* 或 ssh://用户@主机[:端口]"
+                "应为 local、agent:主机名、agent:*、ssh://用户@主机[:端口] 或 cmdb:查询语句"
             }
             TargetProblem::BadHostname => "主机名无效",
             TargetProblem::BadUser => "用户名无效或缺失（ssh://用户@主机）",
             TargetProblem::BadPort => "端口必须是 1 到 65535 之间的数字",
             TargetProblem::BadIpv6 => "IPv6 地址无效（需写在方括号中，如 [::1]）",
+            TargetProblem::EmptyQuery => "cmdb: 后需要查询语句（cmdb:module = \"行情网关\"）",
+            TargetProblem::BadQuery => "CMDB 查询语句无效",
         }
     }
 }
@@ -145,11 +206,16 @@ impl TargetError {
         "exec.target_invalid"
     }
     pub fn message_en(&self) -> String {
+        let detail = self
+            .detail
+            .as_ref()
+            .map(|[_, en]| format!(": {en}"))
+            .unwrap_or_default();
         if self.position == 0 {
-            format!("target spec: {}", self.reason.message_en())
+            format!("target spec: {}{detail}", self.reason.message_en())
         } else {
             format!(
-                "target {} `{}`: {}",
+                "target {} `{}`: {}{detail}",
                 self.position,
                 self.item,
                 self.reason.message_en()
@@ -157,11 +223,16 @@ impl TargetError {
         }
     }
     pub fn message_zh(&self) -> String {
+        let detail = self
+            .detail
+            .as_ref()
+            .map(|[zh, _]| format!("：{zh}"))
+            .unwrap_or_default();
         if self.position == 0 {
-            format!("目标：{}", self.reason.message_zh())
+            format!("目标：{}{detail}", self.reason.message_zh())
         } else {
             format!(
-                "第 {} 个目标“{}”：{}",
+                "第 {} 个目标“{}”：{}{detail}",
                 self.position,
                 self.item,
                 self.reason.message_zh()
@@ -248,31 +319,34 @@ fn parse_item(item: &str) -> Result<TargetRef, TargetProblem> {
 /// spec or item is an error naming its position.
 pub fn parse_targets(spec: &str) -> Result<Vec<TargetRef>, TargetError> {
     if spec.trim().is_empty() {
-        return Err(TargetError {
-            position: 0,
-            item: String::new(),
-            reason: TargetProblem::Empty,
-        });
+        return Err(TargetError::new(0, "", TargetProblem::Empty));
     }
     let mut out: Vec<TargetRef> = Vec::new();
-    for (i, raw) in spec.split(',').enumerate() {
+    let mut position = 0;
+    let mut rest = Some(spec);
+    while let Some(r) = rest {
+        position += 1;
+        let (raw, tail) = if r.trim_start().starts_with("cmdb:") {
+            // A CMDB query runs to the end of the spec.
+            (r, None)
+        } else {
+            match r.split_once(',') {
+                Some((raw, tail)) => (raw, Some(tail)),
+                None => (r, None),
+            }
+        };
         let item = raw.trim();
-        let position = i + 1;
         if item.is_empty() {
-            return Err(TargetError {
-                position,
-                item: String::new(),
-                reason: TargetProblem::EmptyItem,
-            });
+            return Err(TargetError::new(position, "", TargetProblem::EmptyItem));
         }
-        let target = parse_item(item).map_err(|reason| TargetError {
-            position,
-            item: item.to_string(),
-            reason,
-        })?;
+        let target = match item.strip_prefix("cmdb:") {
+            Some(q) => parse_query(q).map_err(|e| e.at(position, item))?,
+            None => parse_item(item).map_err(|reason| TargetError::new(position, item, reason))?,
+        };
         if !out.contains(&target) {
             out.push(target);
         }
+        rest = tail;
     }
     Ok(out)
 }
@@ -357,6 +431,9 @@ mod tests {
             ("ssh://u@::1", 1, TargetProblem::BadIpv6),
             ("local,ssh://u@", 2, TargetProblem::BadHostname),
             ("LOCAL", 1, TargetProblem::UnknownScheme),
+            ("local,cmdb:", 2, TargetProblem::EmptyQuery),
+            ("cmdb:module = ", 1, TargetProblem::BadQuery),
+            ("cmdb:module = \"a\", local", 1, TargetProblem::BadQuery),
         ];
         for (spec, position, reason) in cases {
             let err = parse_targets(spec).unwrap_err();
@@ -370,6 +447,30 @@ mod tests {
             err.message_en()
         );
         assert!(err.message_zh().contains("第 2 个目标"));
+    }
+
+    #[test]
+    fn a_cmdb_query_is_the_last_item_and_keeps_its_commas() {
+        let t = parse_targets("agent:a, cmdb: module = \"行情网关\" and os in (\"a\", \"b\") ")
+            .unwrap();
+        assert_eq!(
+            t,
+            vec![
+                TargetRef::agent("a"),
+                TargetRef::Cmdb("module = \"行情网关\" and os in (\"a\", \"b\")".into())
+            ]
+        );
+        assert_eq!(
+            format_targets(&t),
+            "agent:a,cmdb:module = \"行情网关\" and os in (\"a\", \"b\")"
+        );
+        let err = parse_targets("cmdb:module = ").unwrap_err();
+        assert!(
+            err.message_en().contains("query column"),
+            "{}",
+            err.message_en()
+        );
+        assert!(err.message_zh().contains("列"), "{}", err.message_zh());
     }
 
     fn hostname() -> impl Strategy<Value = String> {
@@ -393,9 +494,20 @@ mod tests {
         ]
     }
 
+    fn list() -> impl Strategy<Value = Vec<TargetRef>> {
+        (
+            proptest::collection::vec(target(), 1..8),
+            proptest::option::of("[a-z]{1,8}".prop_map(|v| format!("module = \"{v}\""))),
+        )
+            .prop_map(|(mut l, q)| {
+                l.extend(q.map(TargetRef::Cmdb));
+                l
+            })
+    }
+
     proptest! {
         #[test]
-        fn display_parse_round_trip(list in proptest::collection::vec(target(), 1..8)) {
+        fn display_parse_round_trip(list in list()) {
             let mut dedup: Vec<TargetRef> = Vec::new();
             for t in list {
                 if !dedup.contains(&t) {

@@ -705,6 +705,9 @@ pub async fn revoke_token(
         crate::assess::api::update_action,
         // CMDB (crate::cmdb::api).
         crate::cmdb::api::list_models,
+        crate::cmdb::api::list_conflicts,
+        crate::cmdb::api::decide_conflict,
+        crate::cmdb::api::run_discovery,
         crate::cmdb::api::get_model,
         crate::cmdb::api::put_model,
         crate::cmdb::api::check_model,

@@ -339,6 +339,25 @@ pub struct Me {
     pub can_jobs: bool,
     /// Assessments are readable.
     pub can_assess: bool,
+    /// CMDB data is readable in some environment.
+    pub can_cmdb: bool,
+}
+
+/// Beijing time, as every page shows it.
+pub(crate) fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| {
+        t.with_timezone(&ballast_calendar::Tz::Asia__Shanghai)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    })
+    .unwrap_or_default()
+}
+
+/// Back to `path` with `key=msg` added to its query (a page's notice or error).
+pub(crate) fn back(path: &str, key: &str, msg: &str) -> Response {
+    let q = serde_urlencoded::to_string([(key, msg)]).unwrap_or_default();
+    let sep = if path.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{path}{sep}{q}")).into_response()
 }
 
 pub(crate) fn html<T: Template>(t: T) -> Response {
@@ -379,21 +398,20 @@ impl Page {
             can_audit: can(Permission::AuditRead),
             can_assess: can(Permission::AssessmentRead),
             // Calendar data is the same in every scope: held anywhere, shown.
-            can_calendar: p.bindings.iter().any(|b| {
-                self.roles.iter().any(|r| {
-                    r.key == b.role
-                        && r.permissions.contains(&Permission::CalendarRead)
-                        && r.allows_source(p.source_ip)
-                })
-            }),
-            can_jobs: p.bindings.iter().any(|b| {
-                self.roles.iter().any(|r| {
-                    r.key == b.role
-                        && r.permissions.contains(&Permission::JobRead)
-                        && r.allows_source(p.source_ip)
-                })
-            }),
+            can_calendar: self.held_somewhere(Permission::CalendarRead),
+            can_jobs: self.held_somewhere(Permission::JobRead),
+            can_cmdb: self.held_somewhere(Permission::CmdbRead),
         }
+    }
+    /// Whether some role of the person's, usable from where they are, grants `perm` in any
+    /// scope.
+    fn held_somewhere(&self, perm: Permission) -> bool {
+        let p = &self.s.principal;
+        p.bindings.iter().any(|b| {
+            self.roles.iter().any(|r| {
+                r.key == b.role && r.permissions.contains(&perm) && r.allows_source(p.source_ip)
+            })
+        })
     }
     pub(crate) fn principal(&self) -> &Principal {
         &self.s.principal

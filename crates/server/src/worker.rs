@@ -1,6 +1,7 @@
 //! Background work shared by replicas: one replica at a time holds the `maintenance` lease and
 //! disables accounts whose outsourcing contract ended, returns assessment clauses whose evidence
-//! expired to `unrated` (`assess::service::expire_evidence`) and writes signed audit checkpoints.
+//! expired to `unrated` (`assess::service::expire_evidence`), records agents' host facts in the
+//! CMDB (`cmdb::discovery::sync`) and writes signed audit checkpoints.
 
 use std::time::Duration as StdDuration;
 
@@ -30,6 +31,9 @@ pub async fn tick(state: &AppState, holder: &str) -> anyhow::Result<bool> {
     crate::assess::service::expire_evidence(state)
         .await
         .map_err(|e| anyhow::anyhow!(e.problem.message_en))?;
+    if let Err(e) = crate::cmdb::discovery::sync(state).await {
+        tracing::warn!("cmdb discovery: {}", e.problem.message_en);
+    }
     write_checkpoint(state).await?;
     Ok(true)
 }

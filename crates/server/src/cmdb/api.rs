@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::discovery::{self, ConflictView, DiscoveryReport};
 use super::import::{self, ImportReport};
 use super::service::{
     self, AsOf, InstanceInput, InstanceUpdate, ModelChangeReport, Quality, Reached, RelationInput,
@@ -533,6 +534,99 @@ pub async fn quality(
     ))
 }
 
+// ---------------------------------------------------------------- discovery
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ConflictParams {
+    /// `open` (default), `accepted`, `rejected`, `superseded` or `all`.
+    pub state: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/cmdb/conflicts", tag = "cmdb", params(ConflictParams),
+    responses((status = 200, body = [ConflictView]), (status = 403, body = ErrorBody)))]
+pub async fn list_conflicts(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Params(q): Params<ConflictParams>,
+) -> ApiResult<Json<Vec<ConflictView>>> {
+    service::authorize_read_any(&state, &caller.0, "cmdb.conflict.list").await?;
+    let envs = service::environments_for(&state, &caller.0, Permission::CmdbRead).await?;
+    let which = match q.state.as_deref() {
+        None => Some("open"),
+        Some("all") => None,
+        Some(s @ ("open" | "accepted" | "rejected" | "superseded")) => Some(s),
+        Some(other) => {
+            return Err(ApiError::bad_request(Problem::field(
+                "cmdb.conflict_state",
+                "state",
+                format!("状态 {other:?} 无效，应为 open、accepted、rejected、superseded 或 all"),
+                format!(
+                    "state {other:?} is invalid: use open, accepted, rejected, superseded or all"
+                ),
+            )));
+        }
+    };
+    Ok(Json(discovery::conflicts(&state, &envs, which).await?))
+}
+
+/// A reviewer's decision on a discovery conflict.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// `accept` (take the discovered value) or `reject` (keep the recorded one).
+    pub decision: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/cmdb/conflicts/{id}/decision", tag = "cmdb", request_body = Decision,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn decide_conflict(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Id(id): Id,
+    JsonBody(d): JsonBody<Decision>,
+) -> ApiResult<StatusCode> {
+    let accept = parse_decision(&d.decision)?;
+    let via = service::via_of(&caller.0);
+    discovery::decide(&state, &caller.0, id, accept, via).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `accept` → true, `reject` → false.
+pub fn parse_decision(d: &str) -> ApiResult<bool> {
+    match d {
+        "accept" => Ok(true),
+        "reject" => Ok(false),
+        other => Err(ApiError::bad_request(Problem::field(
+            "cmdb.decision_invalid",
+            "decision",
+            format!("决定 {other:?} 无效，应为 accept 或 reject"),
+            format!("decision {other:?} is invalid: use accept or reject"),
+        ))),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/cmdb/discovery", tag = "cmdb",
+    responses((status = 200, body = DiscoveryReport), (status = 403, body = ErrorBody)))]
+pub async fn run_discovery(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+) -> ApiResult<Json<DiscoveryReport>> {
+    // A round touches every environment's hosts: cmdb.write in each of them.
+    let writable = service::environments_for(&state, &caller.0, Permission::CmdbWrite).await?;
+    if writable.len() < state.config.environments.len() {
+        return Err(ApiError::forbidden(Problem::new(
+            "cmdb.discovery_scope",
+            "立即发现需要在所有环境拥有 cmdb.write 权限",
+            "running discovery now needs cmdb.write in every environment",
+        )));
+    }
+    for env in &writable {
+        service::authorize_write(&state, &caller.0, "cmdb.discovery.run", env).await?;
+    }
+    Ok(Json(discovery::sync(&state).await?))
+}
+
 // ---------------------------------------------------------------- import and export
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -660,6 +754,17 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/cmdb/topology", get(topology))
         .route("/api/v1/cmdb/quality", get(quality))
-        .route("/api/v1/cmdb/import", post(import_instances))
+        .route("/api/v1/cmdb/conflicts", get(list_conflicts))
+        .route(
+            "/api/v1/cmdb/conflicts/{id}/decision",
+            post(decide_conflict),
+        )
+        .route("/api/v1/cmdb/discovery", post(run_discovery))
+        .route(
+            "/api/v1/cmdb/import",
+            post(import_instances).layer(axum::extract::DefaultBodyLimit::max(
+                import::MAX_IMPORT_BYTES,
+            )),
+        )
         .route("/api/v1/cmdb/export", get(export_instances))
 }

@@ -36,6 +36,9 @@ use crate::state::AppState;
 
 /// Most rows one import takes.
 pub const MAX_ROWS: usize = 50_000;
+/// Largest import request (the file, or on the page the previewed file carried back in base64):
+/// the server's general body limit is too small for tens of thousands of rows.
+pub const MAX_IMPORT_BYTES: usize = 64 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

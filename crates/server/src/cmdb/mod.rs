@@ -5,7 +5,10 @@
 //!   history rows and its audit record in one transaction) and the reads the API and CLI share
 //!   (search with the query language, topology, impact, history, as-of views, data quality);
 //! - `import` — CSV/XLSX reading and writing, the dry-run plan;
-//! - `api` — `/api/v1/cmdb/…`. (No web pages yet: docs/CMDB.md, "Not built yet".)
+//! - `discovery` — agents' host facts into host instances, conflicts with hand-kept values
+//!   queued for review (standard 表48);
+//! - `api` — `/api/v1/cmdb/…`;
+//! - `pages` — `/cmdb…`: search, an instance, topology, data quality with conflicts, import.
 //!
 //! Permissions: `cmdb.read` / `cmdb.write` in the instance's environment; model definitions are
 //! platform-wide (`cmdb.write` with global scope). Editing CMDB records changes no system, so the
@@ -13,7 +16,9 @@
 //! prefixes).
 
 pub mod api;
+pub mod discovery;
 pub mod import;
+pub mod pages;
 pub mod service;
 
 use ballast_core::audit::{Actor, AuditDraft, Outcome};
@@ -62,5 +67,5 @@ pub async fn seed_builtin_models(
 }
 
 pub fn routes() -> axum::Router<crate::AppState> {
-    api::routes()
+    api::routes().merge(pages::routes())
 }

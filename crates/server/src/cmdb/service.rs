@@ -327,7 +327,12 @@ pub async fn authorize_read_any(state: &AppState, p: &Principal, op: &str) -> Ap
         .map(|_| ())
 }
 
-async fn authorize_write(state: &AppState, p: &Principal, op: &str, env: &str) -> ApiResult<()> {
+pub(crate) async fn authorize_write(
+    state: &AppState,
+    p: &Principal,
+    op: &str,
+    env: &str,
+) -> ApiResult<()> {
     let action = Action::new(
         ActionKind::Mutate,
         Permission::CmdbWrite,

@@ -583,31 +583,46 @@ async fn resolve_targets(
             }
             TargetRef::Agent(host) => {
                 let label = format!("agent:{host}");
-                let candidates: Vec<_> = agents
-                    .iter()
-                    .filter(|a| a.hostname == host && a.revoked_at.is_none())
-                    .collect();
-                let resolved = match candidates.iter().find(|a| &a.environment == env) {
-                    Some(a) if connected_ids.contains(a.id.as_str()) => Resolved::Agent {
-                        agent_id: a.id.clone(),
-                    },
-                    Some(_) => Resolved::Refused {
-                        code: "agent.offline".into(),
-                        message: format!("{label}: the agent is not connected"),
-                    },
-                    None if !candidates.is_empty() => Resolved::Refused {
-                        code: "agent.wrong_environment".into(),
-                        message: format!(
-                            "{label}: the agent belongs to another environment, not {env}"
-                        ),
-                    },
-                    None => Resolved::Refused {
-                        code: "agent.unknown".into(),
-                        message: format!("{label}: no enrolled agent has this hostname"),
-                    },
-                };
+                let resolved = resolve_agent(&agents, &connected_ids, env, &host, &label);
                 labels.insert(label.clone());
                 out.push((label, "agent", resolved));
+            }
+            TargetRef::Cmdb(q) => {
+                let hosts = match cmdb_hosts(state, env, &q).await {
+                    Ok(h) => h,
+                    Err(e) => return Ok(Err(format!("cmdb:{q}: {}", e.problem.message_en))),
+                };
+                for h in hosts {
+                    let (label, transport, resolved) =
+                        match cmdb_ssh(&h, agents.iter().any(|a| a.hostname == h.name)) {
+                            Some(target) => {
+                                let label = format!(
+                                    "ssh://{}@{}:{}",
+                                    target.user, target.host, target.port
+                                );
+                                if creds.is_none() {
+                                    creds = Some(state.store.ssh_credentials().await?);
+                                }
+                                let r = resolve_ssh(
+                                    state,
+                                    creds.as_deref().unwrap_or_default(),
+                                    &target,
+                                    &label,
+                                )
+                                .await?;
+                                (label, "ssh", r)
+                            }
+                            None => {
+                                let label = format!("agent:{}", h.name);
+                                let r =
+                                    resolve_agent(&agents, &connected_ids, env, &h.name, &label);
+                                (label, "agent", r)
+                            }
+                        };
+                    if labels.insert(label.clone()) {
+                        out.push((label, transport, resolved));
+                    }
+                }
             }
             TargetRef::Ssh { user, host, port } => {
                 let target = ballast_ssh::SshTarget::new(user.clone(), host.clone(), port);
@@ -627,6 +642,78 @@ async fn resolve_targets(
         return Ok(Err(format!("no targets: {spec:?} matched no host")));
     }
     Ok(Ok(out))
+}
+
+/// An agent target by host name: connected in the run's environment, or why not.
+fn resolve_agent(
+    agents: &[ballast_store::AgentRow],
+    connected_ids: &std::collections::HashSet<&str>,
+    env: &str,
+    host: &str,
+    label: &str,
+) -> Resolved {
+    let candidates: Vec<_> = agents
+        .iter()
+        .filter(|a| a.hostname == host && a.revoked_at.is_none())
+        .collect();
+    match candidates.iter().find(|a| a.environment == env) {
+        Some(a) if connected_ids.contains(a.id.as_str()) => Resolved::Agent {
+            agent_id: a.id.clone(),
+        },
+        Some(_) => Resolved::Refused {
+            code: "agent.offline".into(),
+            message: format!("{label}: the agent is not connected"),
+        },
+        None if !candidates.is_empty() => Resolved::Refused {
+            code: "agent.wrong_environment".into(),
+            message: format!("{label}: the agent belongs to another environment, not {env}"),
+        },
+        None => Resolved::Refused {
+            code: "agent.unknown".into(),
+            message: format!("{label}: no enrolled agent has this hostname"),
+        },
+    }
+}
+
+/// The host instances of `env` a CMDB query selects.
+async fn cmdb_hosts(
+    state: &AppState,
+    env: &str,
+    q: &str,
+) -> crate::error::ApiResult<Vec<ballast_store::CiRow>> {
+    use crate::cmdb::service;
+    service::search(
+        state,
+        &service::Search {
+            model: Some("host".into()),
+            environments: vec![env.to_string()],
+            query: Some(service::parse_query(q)?),
+            limit: 0,
+        },
+    )
+    .await
+}
+
+/// A CMDB host without an agent but with `ssh_user` is reached over SSH at its `ip` and
+/// `ssh_port` (22 by default); a host with an agent (or no SSH user) through its agent.
+fn cmdb_ssh(h: &ballast_store::CiRow, has_agent: bool) -> Option<ballast_ssh::SshTarget> {
+    if has_agent {
+        return None;
+    }
+    let user = h.attributes.get("ssh_user")?.as_str()?;
+    let ip = h.attributes.get("ip")?.as_str()?;
+    let port = h
+        .attributes
+        .get("ssh_port")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p > 0)
+        .unwrap_or(22);
+    Some(ballast_ssh::SshTarget::new(
+        user.to_string(),
+        ip.to_string(),
+        port,
+    ))
 }
 
 async fn resolve_ssh(

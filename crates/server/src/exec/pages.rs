@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::service::{self, CredentialInput, ScriptInput, StartAdhoc, StartPlan};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::ui::{Me, Page, Tr, html};
+use crate::ui::{Me, Page, Tr, back, html, ts};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Flash {
@@ -37,12 +37,6 @@ pub struct Flash {
     pub to: Option<i64>,
     /// A secret shown once (enrolment token).
     pub secret: Option<String>,
-}
-
-fn back(path: &str, key: &str, msg: &str) -> Response {
-    let q = serde_urlencoded::to_string([(key, msg)]).unwrap_or_default();
-    let sep = if path.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{path}{sep}{q}")).into_response()
 }
 
 /// Back to `path` with the refusal: the message in the page's language and its stable code, which
@@ -64,16 +58,6 @@ fn refused(status: axum::http::StatusCode, page: Response) -> Response {
         *r.status_mut() = status;
     }
     r
-}
-
-/// Beijing time, as every page shows it.
-fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    t.map(|t| {
-        t.with_timezone(&ballast_calendar::Tz::Asia__Shanghai)
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string()
-    })
-    .unwrap_or_default()
 }
 
 fn state_class(s: &str) -> &'static str {

@@ -688,8 +688,8 @@ pub async fn start_adhoc(state: &AppState, p: &Principal, req: &StartAdhoc) -> A
         bad(
             "exec.targets_invalid",
             "targets",
-            format!("目标无效：{e}"),
-            format!("invalid targets: {e}"),
+            format!("目标无效：{}", e.message_zh()),
+            format!("invalid targets: {}", e.message_en()),
         )
     })?;
     let timeout = req.timeout_secs.unwrap_or(600);

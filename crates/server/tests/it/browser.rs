@@ -872,31 +872,7 @@ targets = "{targets}"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_rules_warn_or_need_a_second_persons_approval_in_the_browser() {
     let s = TestServer::start().await;
-    let mut people = Vec::new();
-    for (name, role, scope) in [
-        ("op", "automation_operator", "environment:test"),
-        ("ops", "platform_operations", "global"),
-    ] {
-        let (_, initial) = ballast_server::admin::user_add(
-            &s.state,
-            &ballast_server::service::CreateUser {
-                username: name.into(),
-                real_name: format!("测试 {name}"),
-                department: "运维部".into(),
-                kind: "employee".into(),
-                vendor: None,
-                contract_end: None,
-                roles: vec![ballast_server::service::Grant {
-                    role: role.into(),
-                    scope: scope.into(),
-                }],
-            },
-        )
-        .await
-        .unwrap();
-        people.push(Person::new(name, initial));
-    }
-    let [mut op, mut ops]: [Person; 2] = people.try_into().ok().unwrap();
+    let [mut op, mut ops] = operator_and_operations(&s).await;
     let mut admin = Person::new("admin", s.admin_password.clone());
     let profile = tempfile::tempdir().unwrap();
     let (_driver, c) = browser(profile.path()).await;
@@ -1008,4 +984,228 @@ async fn admin_rules_warn_or_need_a_second_persons_approval_in_the_browser() {
         );
     }
     c.close().await.unwrap();
+}
+
+/// `op` (automation operator in `test`) and `ops` (platform operations everywhere), created by
+/// the administrator's command line.
+async fn operator_and_operations(s: &TestServer) -> [Person; 2] {
+    let mut people = Vec::new();
+    for (name, role, scope) in [
+        ("op", "automation_operator", "environment:test"),
+        ("ops", "platform_operations", "global"),
+    ] {
+        let (_, initial) = ballast_server::admin::user_add(
+            &s.state,
+            &ballast_server::service::CreateUser {
+                username: name.into(),
+                real_name: format!("测试 {name}"),
+                department: "运维部".into(),
+                kind: "employee".into(),
+                vendor: None,
+                contract_end: None,
+                roles: vec![ballast_server::service::Grant {
+                    role: role.into(),
+                    scope: scope.into(),
+                }],
+            },
+        )
+        .await
+        .unwrap();
+        people.push(Person::new(name, initial));
+    }
+    people.try_into().ok().unwrap()
+}
+
+/// Issue 7, "Done when": a person imports a host spreadsheet (a renamed column is reported by row
+/// and column first), sees the business topology, targets a job at `module = "行情网关"`, sees the
+/// drift discovery reports and settles it, and reads the data-quality dashboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_imports_hosts_sees_topology_targets_a_query_and_settles_drift() {
+    let s = TestServer::start().await;
+    let [mut op, mut ops] = operator_and_operations(&s).await;
+    let admin = s.admin_token().await;
+    // A real agent on this machine, enrolled in `test`.
+    let (host, facts, stop, _agent_dir) = crate::cmdb::enrolled_agent(&s, &admin).await;
+    let files = tempfile::tempdir().unwrap();
+    let bad = files.path().join("hosts-bad.csv");
+    std::fs::write(&bad, "name,ip,operating_system\nx-1,10.20.0.5,CentOS\n").unwrap();
+    let good = files.path().join("hosts.csv");
+    std::fs::write(
+        &good,
+        format!("名称,ip,os,owner\n{host},10.20.0.1,Recorded OS 6.0,张三\ndb-9,10.20.0.9,Kylin V10,李四\n"),
+    )
+    .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, c) = browser(profile.path()).await;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-cmdb");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = |name: &'static str| {
+        let c = c.clone();
+        let p = shots.join(format!("{name}.png"));
+        async move { std::fs::write(p, c.screenshot().await.unwrap()).unwrap() }
+    };
+    c.goto(&format!("{}/lang/zh", s.url)).await.unwrap();
+
+    // --- ops imports the host spreadsheet: a renamed column is refused by row and column, and
+    // nothing is created; the right file is previewed, then exactly it is applied.
+    sign_in(&c, &s, &mut ops).await;
+    click(&c, "nav-cmdb").await;
+    click(&c, "tab-import").await;
+    until_path(&c, |x| x == "/cmdb/import").await;
+    let upload = |file: std::path::PathBuf| {
+        let c = c.clone();
+        async move {
+            choose(&c, "model", "host").await;
+            choose(&c, "environment", "test").await;
+            c.find(Locator::Id("file"))
+                .await
+                .unwrap()
+                .send_keys(&file.display().to_string())
+                .await
+                .unwrap();
+            click(&c, "import-preview").await;
+        }
+    };
+    upload(bad).await;
+    let errors = until_text(&c, "#import-errors", |t| !t.is_empty()).await;
+    assert!(
+        errors.contains("operating_system") && errors.contains('C'),
+        "{errors}"
+    );
+    assert!(
+        c.find(Locator::Id("import-apply")).await.is_err(),
+        "no apply with errors"
+    );
+    upload(good).await;
+    let summary = until_text(&c, "#import-summary", |t| t.starts_with("预览")).await;
+    assert!(
+        summary.contains("新建 2") && summary.contains("错误 0"),
+        "{summary}"
+    );
+    shot("cmdb-import-preview").await;
+    click(&c, "import-apply").await;
+    let summary = until_text(&c, "#import-summary", |t| t.starts_with("已导入")).await;
+    assert!(summary.contains("新建 2"), "{summary}");
+
+    // The business topology (set up through the API, as a script would).
+    let w = s
+        .user_token("cmdb-api", &[("platform_operations", "global")])
+        .await;
+    let (_, hosts) =
+        crate::exec::get(&s, &w, "/api/v1/cmdb/instances?model=host&environment=test").await;
+    let id_of = |name: &str| {
+        hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == name)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (host_id, db_id) = (id_of(&host), id_of("db-9"));
+    let biz = crate::cmdb::create(
+        &s,
+        &w,
+        "business",
+        "test",
+        "集中交易",
+        serde_json::json!({"owner": "张三", "level": "core"}),
+    )
+    .await;
+    let sub = crate::cmdb::create(&s, &w, "subsystem", "test", "行情", serde_json::json!({})).await;
+    let md = crate::cmdb::create(&s, &w, "module", "test", "行情网关", serde_json::json!({})).await;
+    let clear = crate::cmdb::create(&s, &w, "module", "test", "清算", serde_json::json!({})).await;
+    for (child, parent) in [
+        (sub, biz),
+        (md, sub),
+        (clear, sub),
+        (host_id, md),
+        (db_id, clear),
+    ] {
+        let (st, v) = crate::cmdb::relate(&s, &w, "belongs_to", child, parent).await;
+        assert_eq!(st, 201, "{v}");
+    }
+    click(&c, "tab-topology").await;
+    choose(&c, "environment", "test").await;
+    click(&c, "topology-show").await;
+    let tree = until_text(&c, "#topology", |t| t.contains("行情网关")).await;
+    let lines: Vec<&str> = tree.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in {tree}"))
+    };
+    assert!(
+        at("集中交易") < at("行情网关") && at("行情网关") < at(&host),
+        "{tree}"
+    );
+    shot("cmdb-topology").await;
+
+    // --- Discovery reports the host's real OS; the recorded one was kept by hand: drift, queued.
+    click(&c, "tab-quality").await;
+    click(&c, "discover-now").await;
+    until_text(&c, "#notice", |t| t.contains("发现完成")).await;
+    let os = facts["os"].as_str().unwrap();
+    let conflicts = text(&c, "#conflicts").await;
+    assert!(
+        conflicts.contains(&host)
+            && conflicts.contains("Recorded OS 6.0")
+            && conflicts.contains(os),
+        "{conflicts}"
+    );
+    let row = text(&c, "#quality-host-test").await;
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // model, environment, instances, completeness, missing, fresh, stale, conflicts, consistency
+    assert_eq!(&cells[..3], ["host", "test", "2"], "{row}");
+    assert_eq!(
+        (cells[5], cells[6], cells[7]),
+        ("1", "1", "1"),
+        "fresh, stale, conflicts: {row}"
+    );
+    shot("cmdb-quality").await;
+    let (_, open) = crate::exec::get(&s, &w, "/api/v1/cmdb/conflicts").await;
+    let conflict = open[0]["id"].as_i64().unwrap();
+    click(&c, &format!("accept-{conflict}")).await;
+    until_text(&c, "#notice", |t| t.contains("已采用发现值")).await;
+    c.goto(&format!("{}/cmdb/instances/{host_id}", s.url))
+        .await
+        .unwrap();
+    let attr = text(&c, "#attr-os").await;
+    assert!(attr.contains(os) && attr.contains("discovery"), "{attr}");
+    let history = text(&c, "#history").await;
+    assert!(
+        history.contains("discovery") && history.contains("ui"),
+        "{history}"
+    );
+    // Search with the query language, as job targeting reads it.
+    click(&c, "tab-search").await;
+    fill(&c, "q", "module = \"行情网关\"").await;
+    click(&c, "search").await;
+    let found = until_text(&c, "#cis", |t| t.contains(&host)).await;
+    assert!(!found.contains("db-9"), "{found}");
+    fill(&c, "q", "module = ").await;
+    click(&c, "search").await;
+    let err = until_text(&c, "#error", |t| !t.is_empty()).await;
+    assert!(err.contains("列"), "the column is named: {err}");
+    sign_out(&c).await;
+
+    // --- The operator targets a job at the module: it runs on the module's host alone.
+    sign_in(&c, &s, &mut op).await;
+    c.goto(&format!("{}/runs", s.url)).await.unwrap();
+    choose(&c, "environment", "test").await;
+    fill(&c, "targets", "cmdb:module = \"行情网关\"").await;
+    fill(&c, "command", "echo on-$(hostname)").await;
+    click(&c, "adhoc-submit").await;
+    until_path(&c, |x| x.starts_with("/runs/")).await;
+    let status = until_text(&c, "#run-status", |t| t == "succeeded" || t == "failed").await;
+    assert_eq!(status, "succeeded");
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains(&format!("agent:{host}")) && !page.contains("db-9"),
+        "only the module's host"
+    );
+    shot("cmdb-targeted-run").await;
+    stop.cancel();
 }

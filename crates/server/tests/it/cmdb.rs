@@ -14,7 +14,7 @@ async fn put(s: &TestServer, token: &str, path: &str, body: Value) -> (u16, Valu
     call(s, token, reqwest::Method::PUT, path, Some(body)).await
 }
 
-async fn create(
+pub(crate) async fn create(
     s: &TestServer,
     token: &str,
     model: &str,
@@ -33,7 +33,13 @@ async fn create(
     v["id"].as_i64().unwrap()
 }
 
-async fn relate(s: &TestServer, token: &str, kind: &str, source: i64, target: i64) -> (u16, Value) {
+pub(crate) async fn relate(
+    s: &TestServer,
+    token: &str,
+    kind: &str,
+    source: i64,
+    target: i64,
+) -> (u16, Value) {
     post(
         s,
         token,
@@ -807,4 +813,258 @@ async fn data_quality_per_model() {
     let c = host["completeness"].as_f64().unwrap();
     assert!(c > 0.1 && c < 0.5, "{c}");
     assert_eq!(host["consistency"], 1.0);
+}
+
+/// A real agent enrols in `test`; returns its hostname, its facts, the token that stops it and
+/// its data directory.
+pub(crate) async fn enrolled_agent(
+    s: &TestServer,
+    admin: &str,
+) -> (
+    String,
+    Value,
+    ballast_runner::CancelToken,
+    tempfile::TempDir,
+) {
+    let (st, v) = post(
+        s,
+        admin,
+        "/api/v1/enroll-tokens",
+        json!({"environment": "test"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let dir = tempfile::tempdir().unwrap();
+    let stop = ballast_runner::CancelToken::new();
+    let config = ballast_agent::client::AgentConfig {
+        server: s.agent_addr.to_string(),
+        data_dir: dir.path().to_path_buf(),
+        enroll_token: Some(v["token"].as_str().unwrap().to_string()),
+        heartbeat: std::time::Duration::from_secs(5),
+    };
+    let sd = stop.clone();
+    tokio::spawn(async move { ballast_agent::client::run(config, sd).await });
+    for _ in 0..200 {
+        let (_, agents) = get(s, admin, "/api/v1/agents").await;
+        if agents[0]["connected"] == true {
+            let host = agents[0]["hostname"].as_str().unwrap().to_string();
+            return (host, agents[0]["facts"].clone(), stop, dir);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the agent did not connect");
+}
+
+async fn discover(s: &TestServer, token: &str) -> Value {
+    let (st, v) = post(s, token, "/api/v1/cmdb/discovery", json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+async fn open_conflicts(s: &TestServer, token: &str) -> Vec<Value> {
+    let (st, v) = get(s, token, "/api/v1/cmdb/conflicts").await;
+    assert_eq!(st, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn discovery_records_facts_queues_drift_and_jobs_target_a_query() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let w = s
+        .user_token("cmdb-ops2", &[("platform_operations", "global")])
+        .await;
+    let reader = s.user_token("cmdb-reader", &[("auditor", "global")]).await;
+    let (host, facts, stop, _dir) = enrolled_agent(&s, &admin).await;
+
+    // Discovery creates the host from the agent's facts; discovery owns those values.
+    let (st, _) = post(&s, &reader, "/api/v1/cmdb/discovery", json!({})).await;
+    assert_eq!(st, 403, "discovery on demand needs cmdb.write");
+    let r = discover(&s, &w).await;
+    assert_eq!(
+        (r["created"].as_u64(), r["agents"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    let (_, found) = query(&s, &w, &format!("name = \"{host}\"")).await;
+    let ci = found[0].clone();
+    let id = ci["id"].as_i64().unwrap();
+    assert_eq!(ci["environment"], "test");
+    assert_eq!(ci["attributes"]["os"], facts["os"]);
+    assert_eq!(ci["attributes"]["cpus"], facts["cpus"]);
+    assert_eq!(ci["sources"]["os"], "discovery");
+    assert!(ci["discovered_at"].is_string(), "{ci}");
+    let again = discover(&s, &w).await;
+    assert_eq!(
+        (again["created"].as_u64(), again["updated"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    let (_, h) = get(&s, &w, &format!("/api/v1/cmdb/instances/{id}/history")).await;
+    assert_eq!(h[0]["via"], "discovery", "{h}");
+
+    // Business topology: the agent's host runs 行情网关; db-9 (no agent, no SSH user) 清算.
+    let biz = create(
+        &s,
+        &w,
+        "business",
+        "test",
+        "集中交易",
+        json!({"owner": "张三", "level": "core"}),
+    )
+    .await;
+    let sub = create(&s, &w, "subsystem", "test", "行情", json!({})).await;
+    let md = create(&s, &w, "module", "test", "行情网关", json!({})).await;
+    let clear = create(&s, &w, "module", "test", "清算", json!({})).await;
+    let db = create(&s, &w, "host", "test", "db-9", json!({"ip": "10.9.9.9"})).await;
+    for (child, parent) in [(sub, biz), (md, sub), (clear, sub), (id, md), (db, clear)] {
+        let (st, v) = relate(&s, &w, "belongs_to", child, parent).await;
+        assert_eq!(st, 201, "{v}");
+    }
+
+    // A job targets a CMDB query: exactly the module's host runs it, through its agent.
+    let op = s
+        .user_token("cmdb-op", &[("automation_operator", "environment:test")])
+        .await;
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": "cmdb:module = \"行情网关\"", "command": "echo on-$(hostname)"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let run = v["run_id"].as_i64().unwrap();
+    let d = crate::exec::wait_run(&s, &op, run, crate::exec::finished).await;
+    assert_eq!(d["run"]["status"], "succeeded", "{d}");
+    let tasks = d["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{d}");
+    assert_eq!(tasks[0]["host"], format!("agent:{host}"), "{d}");
+    // A matched host nobody can reach is a refused task, not a silent skip.
+    let (_, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": "cmdb:module = \"清算\"", "command": "echo x"}),
+    )
+    .await;
+    let d = crate::exec::wait_run(
+        &s,
+        &op,
+        v["run_id"].as_i64().unwrap(),
+        crate::exec::finished,
+    )
+    .await;
+    assert_eq!(d["tasks"][0]["host"], "agent:db-9", "{d}");
+    assert_eq!(d["tasks"][0]["error_code"], "agent.unknown", "{d}");
+    // A bad query is refused before anything runs, naming the column.
+    let (st, v) = post(
+        &s,
+        &op,
+        "/api/v1/exec",
+        json!({"environment": "test", "targets": "cmdb:module = ", "command": "echo x"}),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["details"]["message_en"]
+            .as_str()
+            .unwrap()
+            .contains("query column"),
+        "{v}"
+    );
+
+    // Drift: somebody keeps `os` by hand; discovery queues the difference instead of overwriting.
+    let mut attrs = ci["attributes"].clone();
+    attrs["os"] = json!("Hand-kept OS 1.0");
+    attrs["cpus"] = json!(999);
+    let (st, v) = put(
+        &s,
+        &w,
+        &format!("/api/v1/cmdb/instances/{id}"),
+        json!({"attributes": attrs}),
+    )
+    .await;
+    assert_eq!(st, 204, "{v}");
+    let r = discover(&s, &w).await;
+    assert_eq!(r["conflicts"], 2, "{r}");
+    assert_eq!(discover(&s, &w).await["conflicts"], 0, "queued once");
+    let open = open_conflicts(&s, &reader).await;
+    assert_eq!(open.len(), 2, "{open:?}");
+    let (_, q) = get(&s, &reader, "/api/v1/cmdb/quality").await;
+    let hostq = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["model"] == "host" && x["environment"] == "test")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            hostq["open_conflicts"].as_u64(),
+            hostq["stale"].as_u64(),
+            hostq["discovered_fresh"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{hostq}"
+    );
+    assert!(hostq["consistency"].as_f64().unwrap() < 1.0, "{hostq}");
+    let by_attr = |a: &str| {
+        open.iter().find(|c| c["attribute"] == a).unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    // Keep the hand-kept OS; take the discovered CPU count.
+    let (st, v) = post(
+        &s,
+        &reader,
+        &format!("/api/v1/cmdb/conflicts/{}/decision", by_attr("cpus")),
+        json!({"decision": "accept"}),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = post(
+        &s,
+        &w,
+        &format!("/api/v1/cmdb/conflicts/{}/decision", by_attr("os")),
+        json!({"decision": "reject"}),
+    )
+    .await;
+    assert_eq!(st, 204, "{v}");
+    let (st, v) = post(
+        &s,
+        &w,
+        &format!("/api/v1/cmdb/conflicts/{}/decision", by_attr("cpus")),
+        json!({"decision": "accept"}),
+    )
+    .await;
+    assert_eq!(st, 204, "{v}");
+    let (st, v) = post(
+        &s,
+        &w,
+        &format!("/api/v1/cmdb/conflicts/{}/decision", by_attr("cpus")),
+        json!({"decision": "accept"}),
+    )
+    .await;
+    assert_eq!(st, 409, "decided once: {v}");
+    let (_, now) = get(&s, &w, &format!("/api/v1/cmdb/instances/{id}")).await;
+    assert_eq!(now["instance"]["attributes"]["os"], "Hand-kept OS 1.0");
+    assert_eq!(now["instance"]["attributes"]["cpus"], facts["cpus"]);
+    assert_eq!(now["instance"]["sources"]["cpus"], "discovery");
+    assert_eq!(now["instance"]["sources"]["os"], "manual");
+    assert_eq!(
+        discover(&s, &w).await["conflicts"],
+        0,
+        "a rejected value is not queued again"
+    );
+    assert!(open_conflicts(&s, &w).await.is_empty());
+    let actions = s.audit_actions().await;
+    for a in [
+        "cmdb.discovery",
+        "cmdb.conflict.accept",
+        "cmdb.conflict.reject",
+    ] {
+        assert!(actions.iter().any(|(x, _)| x == a), "missing audit {a}");
+    }
+    stop.cancel();
 }

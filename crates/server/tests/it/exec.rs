@@ -41,7 +41,12 @@ pub(crate) async fn get(s: &TestServer, token: &str, path: &str) -> (u16, Value)
 }
 
 /// Polls a run until `done` says so (or 30 s pass).
-async fn wait_run(s: &TestServer, token: &str, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_run(
+    s: &TestServer,
+    token: &str,
+    id: i64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     for _ in 0..300 {
         let (st, d) = get(s, token, &format!("/api/v1/runs/{id}")).await;
         assert_eq!(st, 200, "{d}");
@@ -53,7 +58,7 @@ async fn wait_run(s: &TestServer, token: &str, id: i64, done: impl Fn(&Value) ->
     panic!("run {id} did not reach the expected state");
 }
 
-fn finished(d: &Value) -> bool {
+pub(crate) fn finished(d: &Value) -> bool {
     d["finished"] == true
 }
 

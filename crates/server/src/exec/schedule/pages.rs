@@ -13,7 +13,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ballast_core::authz::Permission;
 use ballast_store::{FireQuery, ScheduleFireRow};
@@ -25,17 +25,12 @@ use crate::api::Id;
 use crate::calendar::DEFAULT_CALENDAR;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::ui::{Me, Page, Tr, html};
+use crate::ui::{Me, Page, Tr, back, html, ts};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Flash {
     pub notice: Option<String>,
     pub error: Option<String>,
-}
-
-fn back(path: &str, key: &str, msg: &str) -> Response {
-    let q = serde_urlencoded::to_string([(key, msg)]).unwrap_or_default();
-    Redirect::to(&format!("{path}?{q}")).into_response()
 }
 
 fn refusal(t: Tr, e: &ApiError) -> String {
@@ -46,16 +41,6 @@ fn refusal(t: Tr, e: &ApiError) -> String {
         .map(|f| format!(" ({f})"))
         .unwrap_or_default();
     format!("{}{field} [{}]", t.problem(&e.problem), e.problem.code)
-}
-
-/// Beijing time, as every page shows it.
-fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    t.map(|t| {
-        t.with_timezone(&ballast_calendar::Tz::Asia__Shanghai)
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string()
-    })
-    .unwrap_or_default()
 }
 
 /// The CSS class a fire outcome is shown with: missed and refused fires stand out.
