@@ -115,7 +115,8 @@ pub(crate) async fn export(conn: &mut PgConnection) -> Result<Dump> {
             crate::exec::schedule::export(&mut *conn, &mut exec).await?;
             exec
         },
-        assessments: crate::exec::assessment::export(conn).await?,
+        assessments: crate::exec::assessment::export(&mut *conn).await?,
+        cmdb: crate::exec::cmdb::export(conn).await?,
     })
 }
 
@@ -311,6 +312,7 @@ pub(crate) async fn import(conn: &mut PgConnection, d: &Dump) -> Result<()> {
     crate::exec::import(&mut *conn, &d.exec).await?;
     crate::exec::schedule::import(&mut *conn, &d.exec).await?;
     crate::exec::assessment::import(&mut *conn, &d.assessments).await?;
+    crate::exec::cmdb::import(&mut *conn, &d.cmdb).await?;
     reset_identities(conn).await
 }
 
@@ -320,7 +322,8 @@ async fn reset_identities(conn: &mut PgConnection) -> Result<()> {
         .into_iter()
         .chain(crate::exec::ID_TABLES)
         .chain(crate::exec::SCHEDULE_ID_TABLES)
-        .chain(crate::exec::ASSESSMENT_ID_TABLES);
+        .chain(crate::exec::ASSESSMENT_ID_TABLES)
+        .chain(crate::exec::CMDB_ID_TABLES);
     for table in tables {
         sqlx::query(&format!(
             "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \

@@ -50,3 +50,11 @@ pub(crate) const ASSESSMENT_ID_TABLES: [&str; 3] =
     ["assessments", "assessment_evidence", "improvement_actions"];
 #[path = "../../store-sqlite/src/cmdb_common.rs"]
 pub(crate) mod cmdb;
+
+/// CMDB tables with database-chosen ids (their sequences move past imported ids too).
+pub(crate) const CMDB_ID_TABLES: [&str; 4] = [
+    "cmdb_cis",
+    "cmdb_relations",
+    "cmdb_history",
+    "cmdb_conflicts",
+];

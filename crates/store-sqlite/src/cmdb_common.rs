@@ -4,13 +4,18 @@
 //! through a `#[path]` attribute, as `exec::cmdb` of `ballast-store-postgres`. The SQL text is
 //! the same on both (`$N` parameters bound by number, `RETURNING`, `ON CONFLICT`).
 //!
+//! [`export`] and [`import`] carry the CMDB in `ballast admin export|import` (ids kept; the value
+//! index and the unique keys rebuilt on import with the helper `insert_ci` uses).
+//!
 //! Lists of ids or values are bound one parameter each, in chunks of [`CHUNK`] (well under
 //! SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use ballast_store::cmdb::{
-    CiConflictRow, CiHistoryRow, CiQuery, CiRelationRow, CiRow, CmdbModelRow, CmdbModelVersionRow,
-    CmdbStore, CmdbTx, RelationSide,
+    CiConflictRow, CiHistoryRow, CiQuery, CiRelationRow, CiRow, CmdbDump, CmdbModelRow,
+    CmdbModelVersionRow, CmdbStore, CmdbTx, RelationSide,
 };
 use ballast_store::{Result, StoreError};
 use chrono::{DateTime, Utc};
@@ -196,6 +201,37 @@ fn bind_ci<'q>(q: Query<'q>, c: &'q CiRow) -> Query<'q> {
         .bind(&c.updated_by)
         .bind(micros(c.updated_at))
         .bind(c.discovered_at.map(micros))
+}
+
+fn bind_relation<'q>(q: Query<'q>, r: &'q CiRelationRow) -> Query<'q> {
+    q.bind(&r.kind)
+        .bind(r.source_id)
+        .bind(r.target_id)
+        .bind(&r.created_by)
+        .bind(micros(r.created_at))
+}
+
+fn bind_history<'q>(q: Query<'q>, h: &'q CiHistoryRow) -> Query<'q> {
+    q.bind(h.ci_id)
+        .bind(h.related_id)
+        .bind(&h.object_type)
+        .bind(&h.op)
+        .bind(&h.via)
+        .bind(&h.actor)
+        .bind(micros(h.at))
+        .bind(Json(&h.diff))
+        .bind(Json(&h.snapshot))
+}
+
+fn bind_conflict<'q>(q: Query<'q>, c: &'q CiConflictRow) -> Query<'q> {
+    q.bind(c.ci_id)
+        .bind(&c.attribute)
+        .bind(Json(&c.recorded))
+        .bind(Json(&c.discovered))
+        .bind(micros(c.discovered_at))
+        .bind(&c.state)
+        .bind(&c.decided_by)
+        .bind(c.decided_at.map(micros))
 }
 
 // ---------------------------------------------------------------- CmdbStore
@@ -541,12 +577,7 @@ impl CmdbTx for TxImpl {
             "{} RETURNING id",
             insert_sql("cmdb_relations", RELATION_FIELDS)
         );
-        let row = sqlx::query(&sql)
-            .bind(&r.kind)
-            .bind(r.source_id)
-            .bind(r.target_id)
-            .bind(&r.created_by)
-            .bind(micros(r.created_at))
+        let row = bind_relation(sqlx::query(&sql), r)
             .fetch_one(self.conn())
             .await
             .map_err(|e| match db_err(e) {
@@ -567,17 +598,7 @@ impl CmdbTx for TxImpl {
     async fn insert_ci_history(&mut self, rows: &[CiHistoryRow]) -> Result<()> {
         let sql = insert_sql("cmdb_history", HISTORY_FIELDS);
         for h in rows {
-            let q = sqlx::query(&sql)
-                .bind(h.ci_id)
-                .bind(h.related_id)
-                .bind(&h.object_type)
-                .bind(&h.op)
-                .bind(&h.via)
-                .bind(&h.actor)
-                .bind(micros(h.at))
-                .bind(Json(&h.diff))
-                .bind(Json(&h.snapshot));
-            exec(self.conn(), q).await?;
+            exec(self.conn(), bind_history(sqlx::query(&sql), h)).await?;
         }
         Ok(())
     }
@@ -587,15 +608,7 @@ impl CmdbTx for TxImpl {
             "{} RETURNING id",
             insert_sql("cmdb_conflicts", CONFLICT_FIELDS)
         );
-        let row = sqlx::query(&sql)
-            .bind(c.ci_id)
-            .bind(&c.attribute)
-            .bind(Json(&c.recorded))
-            .bind(Json(&c.discovered))
-            .bind(micros(c.discovered_at))
-            .bind(&c.state)
-            .bind(&c.decided_by)
-            .bind(c.decided_at.map(micros))
+        let row = bind_conflict(sqlx::query(&sql), c)
             .fetch_one(self.conn())
             .await
             .map_err(db_err)?;
@@ -633,4 +646,127 @@ impl CmdbTx for TxImpl {
             Err(StoreError::NotFound(format!("conflict {id}")))
         }
     }
+}
+
+// ---------------------------------------------------------------- export and import
+
+/// The unique attribute keys of a model definition (`ballast_cmdb::Model` as JSON: the `key` of
+/// each entry of `attributes` whose `unique` is true). The server hands these to `insert_ci`
+/// from the parsed model; an import reads them from the stored definition.
+fn unique_keys(definition: &Value) -> Vec<String> {
+    definition
+        .get("attributes")
+        .and_then(Value::as_array)
+        .map(|attrs| {
+            attrs
+                .iter()
+                .filter(|a| a.get("unique").and_then(Value::as_bool) == Some(true))
+                .filter_map(|a| a.get("key").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every CMDB table but the derived index, on the caller's connection inside its read
+/// transaction.
+pub(crate) async fn export(conn: &mut Conn) -> Result<CmdbDump> {
+    let sql = format!("SELECT {MODEL_COLUMNS} FROM cmdb_models ORDER BY key");
+    let models = all(&mut *conn, sqlx::query(&sql), model_row).await?;
+    let sql = format!("SELECT {VERSION_COLUMNS} FROM cmdb_model_versions");
+    let mut model_versions = all(&mut *conn, sqlx::query(&sql), version_row).await?;
+    // Sorted here: the key has the database's collation on PostgreSQL (bytewise on SQLite).
+    model_versions.sort_by(|a, b| (&a.key, a.version).cmp(&(&b.key, b.version)));
+    let sql = format!("SELECT id, {CI_FIELDS} FROM cmdb_cis ORDER BY id");
+    let cis = all(&mut *conn, sqlx::query(&sql), ci_row).await?;
+    let sql = format!("SELECT id, {RELATION_FIELDS} FROM cmdb_relations ORDER BY id");
+    let relations = all(&mut *conn, sqlx::query(&sql), relation_row).await?;
+    let sql = format!("SELECT id, {HISTORY_FIELDS} FROM cmdb_history ORDER BY id");
+    let history = all(&mut *conn, sqlx::query(&sql), history_row).await?;
+    let sql = format!("SELECT id, {CONFLICT_FIELDS} FROM cmdb_conflicts ORDER BY id");
+    let conflicts = all(&mut *conn, sqlx::query(&sql), conflict_row).await?;
+    Ok(CmdbDump {
+        models,
+        model_versions,
+        cis,
+        relations,
+        history,
+        conflicts,
+    })
+}
+
+/// Loads the CMDB, ids kept, inside the caller's write transaction, and rebuilds the value index
+/// and unique keys of every instance (unique keys from its model's current definition; two
+/// instances holding one unique value are a `Conflict`). `Conflict` unless the CMDB is empty —
+/// the server's start-up seeds the built-in models, but only with its roles and audit record, so
+/// a database it started on is refused before this (`ensure_empty`); import into a database no
+/// server has started on, and the next start finds the models there and adds none.
+pub(crate) async fn import(conn: &mut Conn, d: &CmdbDump) -> Result<()> {
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM cmdb_models) + (SELECT count(*) FROM cmdb_model_versions) \
+         + (SELECT count(*) FROM cmdb_cis) + (SELECT count(*) FROM cmdb_history)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if rows != 0 {
+        return Err(StoreError::Conflict(
+            "import needs an empty database: this one already holds CMDB models or instances"
+                .into(),
+        ));
+    }
+    let sql = insert_sql("cmdb_models", MODEL_COLUMNS);
+    for m in &d.models {
+        let q = sqlx::query(&sql)
+            .bind(&m.key)
+            .bind(m.version)
+            .bind(Json(&m.definition))
+            .bind(m.builtin)
+            .bind(&m.updated_by)
+            .bind(micros(m.updated_at));
+        exec(&mut *conn, q).await?;
+    }
+    let sql = insert_sql("cmdb_model_versions", VERSION_COLUMNS);
+    for v in &d.model_versions {
+        let q = sqlx::query(&sql)
+            .bind(&v.key)
+            .bind(v.version)
+            .bind(Json(&v.definition))
+            .bind(&v.author)
+            .bind(micros(v.created_at))
+            .bind(&v.note);
+        exec(&mut *conn, q).await?;
+    }
+    let unique: HashMap<&str, Vec<String>> = d
+        .models
+        .iter()
+        .map(|m| (m.key.as_str(), unique_keys(&m.definition)))
+        .collect();
+    let sql = insert_sql("cmdb_cis", &format!("id, {CI_FIELDS}"));
+    for c in &d.cis {
+        exec(&mut *conn, bind_ci(sqlx::query(&sql).bind(c.id), c))
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) => StoreError::Conflict(format!(
+                    "dump: instance {} ({} {} in {}): a duplicate, or its model is not in the \
+                     dump ({m})",
+                    c.id, c.model, c.name, c.environment
+                )),
+                other => other,
+            })?;
+        let keys = unique.get(c.model.as_str()).map_or(&[][..], Vec::as_slice);
+        write_index(&mut *conn, c.id, c, keys).await?;
+    }
+    let sql = insert_sql("cmdb_relations", &format!("id, {RELATION_FIELDS}"));
+    for r in &d.relations {
+        exec(&mut *conn, bind_relation(sqlx::query(&sql).bind(r.id), r)).await?;
+    }
+    let sql = insert_sql("cmdb_history", &format!("id, {HISTORY_FIELDS}"));
+    for h in &d.history {
+        exec(&mut *conn, bind_history(sqlx::query(&sql).bind(h.id), h)).await?;
+    }
+    let sql = insert_sql("cmdb_conflicts", &format!("id, {CONFLICT_FIELDS}"));
+    for c in &d.conflicts {
+        exec(&mut *conn, bind_conflict(sqlx::query(&sql).bind(c.id), c)).await?;
+    }
+    Ok(())
 }

@@ -113,7 +113,8 @@ pub(crate) async fn export(conn: &mut SqliteConnection) -> Result<Dump> {
             crate::exec::schedule::export(&mut *conn, &mut exec).await?;
             exec
         },
-        assessments: crate::exec::assessment::export(conn).await?,
+        assessments: crate::exec::assessment::export(&mut *conn).await?,
+        cmdb: crate::exec::cmdb::export(conn).await?,
     })
 }
 
@@ -306,5 +307,6 @@ pub(crate) async fn import(conn: &mut SqliteConnection, d: &Dump) -> Result<()> 
     }
     crate::exec::import(&mut *conn, &d.exec).await?;
     crate::exec::schedule::import(&mut *conn, &d.exec).await?;
-    crate::exec::assessment::import(conn, &d.assessments).await
+    crate::exec::assessment::import(&mut *conn, &d.assessments).await?;
+    crate::exec::cmdb::import(conn, &d.cmdb).await
 }

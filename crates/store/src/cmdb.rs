@@ -138,6 +138,26 @@ pub struct CiConflictRow {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
+/// Everything the CMDB keeps, for `ballast admin export|import` (ids kept, so relations,
+/// conflicts and history still name the right instances). The value index and the unique keys
+/// (`cmdb_ci_values`, `cmdb_ci_unique`) are not carried: an import rebuilds them from the
+/// instances, with the unique attribute keys of each model's current definition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CmdbDump {
+    /// By key.
+    pub models: Vec<CmdbModelRow>,
+    /// By key, then version.
+    pub model_versions: Vec<CmdbModelVersionRow>,
+    /// By id.
+    pub cis: Vec<CiRow>,
+    /// By id.
+    pub relations: Vec<CiRelationRow>,
+    /// By id.
+    pub history: Vec<CiHistoryRow>,
+    /// By id.
+    pub conflicts: Vec<CiConflictRow>,
+}
+
 /// Reads.
 #[async_trait]
 pub trait CmdbStore: Send + Sync {

@@ -126,6 +126,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@pair $make;
             export_import_round_trip,
             import_refuses_non_empty,
+            cmdb_export_import,
         );
     };
     (@store $make:expr; $($case:ident),* $(,)?) => {$(

@@ -103,6 +103,9 @@ pub struct Dump {
     /// Online assessments (absent in dumps from before they existed).
     #[serde(default)]
     pub assessments: crate::assessment::AssessmentDump,
+    /// The CMDB (absent in dumps from before it was exported).
+    #[serde(default)]
+    pub cmdb: crate::cmdb::CmdbDump,
 }
 
 /// A user with its credentials and recovery-code hashes (sessions are not exported).

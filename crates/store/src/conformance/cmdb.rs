@@ -7,7 +7,10 @@
 //! every update (list items one by one); a relation between unknown instances or a duplicate
 //! (kind, source, target) is a `Conflict`; deleting an instance deletes its relations and
 //! conflicts but keeps its history; history is read oldest first, `until` inclusive, for both
-//! ends of a relation; a conflict is decided once.
+//! ends of a relation; a conflict is decided once. Export/import keeps every row with its id,
+//! rebuilds the value index and the unique keys (from each model's current definition: the
+//! `key` of each `attributes` entry with `"unique": true`), and new ids continue after the
+//! imported ones.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -553,4 +556,316 @@ pub async fn cmdb_relations_history_conflicts(store: &dyn Store) {
         3,
         "history outlives"
     );
+}
+
+/// A model definition in the shape of `ballast_cmdb::Model`, with `ip` unique.
+fn host_definition(version: i64) -> Value {
+    json!({
+        "key": "host",
+        "name_zh": "主机",
+        "name_en": "Host",
+        "builtin": true,
+        "attributes": [
+            {"key": "ip", "name_zh": "IP", "name_en": "IP", "type": "ip", "unique": true},
+            {"key": "addresses", "name_zh": "地址", "name_en": "Addresses", "type": "list"},
+            {"key": "os", "name_zh": "操作系统", "name_en": "OS", "type": "string",
+             "required": version > 1, "discovered": true}
+        ]
+    })
+}
+
+/// Fills the CMDB of `store`: two versions of a model with a unique attribute, a second model,
+/// instances (one deleted, leaving a gap in the ids and its history), relations, history and
+/// conflicts (one open, one decided). Returns the ids of the hosts `h1`, `gone` (deleted), `h2`
+/// and the module.
+async fn populate_cmdb(store: &dyn Store) -> [i64; 4] {
+    let mut tx = store.begin().await.must("begin");
+    for version in [1, 2] {
+        let m = CmdbModelRow {
+            key: "host".to_string(),
+            version,
+            definition: host_definition(version),
+            builtin: true,
+            updated_by: "system".to_string(),
+            updated_at: at(version),
+        };
+        tx.save_cmdb_model(&m, &format!("version {version}"))
+            .await
+            .must("host model");
+    }
+    tx.save_cmdb_model(&model("module", 1, at(3)), "built in")
+        .await
+        .must("module model");
+    commit(tx, "cmdb.model.save").await;
+
+    let h1 = insert(
+        store,
+        &ci(
+            "host",
+            "prod",
+            "h1",
+            json!({"ip": "10.0.0.1", "addresses": ["10.0.0.1", "192.168.0.1"], "os": "CentOS 7"}),
+        ),
+    )
+    .await
+    .must("h1");
+    let gone = insert(
+        store,
+        &ci("host", "prod", "gone", json!({"ip": "10.0.0.9"})),
+    )
+    .await
+    .must("gone");
+    let h2 = insert(
+        store,
+        &CiRow {
+            sources: json!({"os": "discovery"}),
+            discovered_at: Some(at(4)),
+            ..ci(
+                "host",
+                "prod",
+                "h2",
+                json!({"ip": "10.0.0.2", "os": "Rocky 9", "cpus": 8}),
+            )
+        },
+    )
+    .await
+    .must("h2");
+    let module = insert(store, &ci("module", "prod", "行情网关", json!({})))
+        .await
+        .must("module");
+
+    let mut tx = store.begin().await.must("begin");
+    tx.insert_ci_relation(&relation("belongs_to", h1, module))
+        .await
+        .must("r1");
+    tx.insert_ci_relation(&relation("depends_on", h1, h2))
+        .await
+        .must("r2");
+    tx.insert_ci_relation(&relation("belongs_to", gone, module))
+        .await
+        .must("r3");
+    tx.insert_ci_history(&[
+        history(h1, None, "create", at(1)),
+        history(gone, None, "create", at(1)),
+        history(h2, None, "create", at(1)),
+        history(h1, Some(module), "create", at(2)),
+        history(h1, Some(h2), "create", at(2)),
+    ])
+    .await
+    .must("history");
+    for (ci_id, state) in [(h1, "open"), (h2, "accepted")] {
+        let decided = state != "open";
+        tx.insert_ci_conflict(&CiConflictRow {
+            id: 0,
+            ci_id,
+            attribute: "os".to_string(),
+            recorded: json!("CentOS 7"),
+            discovered: json!("Rocky 9"),
+            discovered_at: at(4),
+            state: state.to_string(),
+            decided_by: decided.then(|| "bob".to_string()),
+            decided_at: decided.then(|| at(5)),
+        })
+        .await
+        .must("conflict");
+    }
+    commit(tx, "cmdb.relation.create").await;
+
+    let mut tx = store.begin().await.must("begin");
+    assert!(tx.delete_ci(gone).await.must("delete gone"));
+    tx.insert_ci_history(&[history(gone, None, "delete", at(6))])
+        .await
+        .must("history of the delete");
+    commit(tx, "cmdb.ci.delete").await;
+    [h1, gone, h2, module]
+}
+
+/// Everything the CMDB reads return for the instances `ids`.
+async fn cmdb_view(
+    store: &dyn Store,
+    ids: &[i64],
+) -> (
+    Vec<CmdbModelRow>,
+    Vec<Vec<crate::cmdb::CmdbModelVersionRow>>,
+    Vec<CiRow>,
+    Vec<CiRelationRow>,
+    Vec<Vec<CiHistoryRow>>,
+    Vec<CiConflictRow>,
+) {
+    let models = store.cmdb_models().await.must("models");
+    let mut versions = Vec::new();
+    for m in &models {
+        versions.push(store.cmdb_model_versions(&m.key).await.must("versions"));
+    }
+    let cis = store.cis(&CiQuery::default()).await.must("instances");
+    let relations = store
+        .ci_relations(ids, RelationSide::Both, &[])
+        .await
+        .must("relations");
+    let mut history = Vec::new();
+    for id in ids {
+        history.push(store.ci_history(*id, None).await.must("history"));
+    }
+    let conflicts = store.ci_conflicts(None, None).await.must("conflicts");
+    (models, versions, cis, relations, history, conflicts)
+}
+
+/// The CMDB in `export_all`/`import_all`: every row with its id survives into a fresh store, the
+/// value index and unique keys are rebuilt there, new ids continue after the imported ones, and a
+/// dump without a CMDB section (from before it was exported) still loads.
+pub async fn cmdb_export_import(a: &dyn Store, b: &dyn Store) {
+    let ids = populate_cmdb(a).await;
+    let [h1, gone, h2, module] = ids;
+    let dump = a.export_all().await.must("export");
+    let c = &dump.cmdb;
+    assert_eq!(
+        [
+            c.models.len(),
+            c.model_versions.len(),
+            c.cis.len(),
+            c.relations.len(),
+            c.history.len(),
+            c.conflicts.len()
+        ],
+        [2, 3, 3, 2, 6, 2],
+        "the CMDB is exported (the deleted instance's relation is gone, its history kept)"
+    );
+    assert_eq!(
+        c.cis.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [h1, h2, module],
+        "instances by id, with their ids"
+    );
+    assert_eq!(
+        c.model_versions
+            .iter()
+            .map(|v| (v.key.as_str(), v.version))
+            .collect::<Vec<_>>(),
+        [("host", 1), ("host", 2), ("module", 1)]
+    );
+
+    b.import_all(&dump).await.must("import");
+    let again = b.export_all().await.must("export after import");
+    assert_eq!(
+        again.cmdb, dump.cmdb,
+        "the CMDB survives export → import → export unchanged"
+    );
+    assert_eq!(again, dump, "and so does the rest of the dump");
+    assert_eq!(
+        cmdb_view(b, &ids).await,
+        cmdb_view(a, &ids).await,
+        "every CMDB read gives the same rows on the imported store"
+    );
+    assert_eq!(
+        b.ci_history(gone, None).await.must("history").len(),
+        2,
+        "the deleted instance's history is imported"
+    );
+    assert_eq!(
+        b.ci_conflicts(Some("open"), None)
+            .await
+            .must("open")
+            .iter()
+            .map(|c| c.ci_id)
+            .collect::<Vec<_>>(),
+        [h1]
+    );
+
+    // The derived tables were rebuilt: searches by value, and the unique keys.
+    assert_eq!(
+        b.ci_ids_by_value(Some("host"), "addresses", &["192.168.0.1".to_string()])
+            .await
+            .must("by list item"),
+        [h1]
+    );
+    assert_eq!(
+        b.ci_ids_by_value(
+            None,
+            "ip",
+            &["10.0.0.1".to_string(), "10.0.0.2".to_string()]
+        )
+        .await
+        .must("by ip"),
+        [h1, h2]
+    );
+    assert_eq!(
+        b.ci_ids_by_value(Some("host"), "cpus", &["8".to_string()])
+            .await
+            .must("by number"),
+        [h2]
+    );
+    assert!(
+        b.ci_ids_by_value(None, "ip", &["10.0.0.9".to_string()])
+            .await
+            .must("deleted")
+            .is_empty(),
+        "the deleted instance is not indexed"
+    );
+    let keys = vec!["ip".to_string()];
+    let mut tx = b.begin().await.must("begin");
+    assert_conflict(
+        tx.insert_ci(&ci("host", "prod", "h3", json!({"ip": "10.0.0.1"})), &keys)
+            .await,
+        "a unique value an imported instance holds",
+    );
+    drop(tx);
+
+    // New rows get fresh ids, after the imported ones.
+    let mut tx = b.begin().await.must("begin");
+    let h3 = tx
+        .insert_ci(&ci("host", "prod", "h3", json!({"ip": "10.0.0.3"})), &keys)
+        .await
+        .must("an instance after import");
+    let r = tx
+        .insert_ci_relation(&relation("depends_on", h3, h1))
+        .await
+        .must("a relation after import");
+    tx.insert_ci_history(&[history(h3, None, "create", at(7))])
+        .await
+        .must("history after import");
+    let conflict = tx
+        .insert_ci_conflict(&CiConflictRow {
+            id: 0,
+            ci_id: h3,
+            attribute: "os".to_string(),
+            recorded: json!(null),
+            discovered: json!("Rocky 9"),
+            discovered_at: at(7),
+            state: "open".to_string(),
+            decided_by: None,
+            decided_at: None,
+        })
+        .await
+        .must("a conflict after import");
+    commit(tx, "cmdb.ci.create").await;
+    let max = |ids: Vec<i64>| ids.into_iter().max().must("ids");
+    assert!(
+        h3 > max(c.cis.iter().map(|r| r.id).collect()) && h3 > gone,
+        "instance ids continue (not reusing the deleted one's)"
+    );
+    assert!(
+        r > max(c.relations.iter().map(|r| r.id).collect()),
+        "relation ids continue"
+    );
+    assert!(
+        conflict > max(c.conflicts.iter().map(|r| r.id).collect()),
+        "conflict ids continue"
+    );
+    let h3_history = b.ci_history(h3, None).await.must("history");
+    assert!(
+        h3_history[0].id > max(c.history.iter().map(|r| r.id).collect()),
+        "history ids continue"
+    );
+    assert_eq!(
+        b.ci_ids_by_value(None, "ip", &["10.0.0.3".to_string()])
+            .await
+            .must("new"),
+        [h3]
+    );
+
+    // A dump from before the CMDB was exported has no `cmdb`: it loads as an empty one.
+    let mut old = serde_json::to_value(&dump).must("to json");
+    old.as_object_mut().must("an object").remove("cmdb");
+    let old: crate::Dump = serde_json::from_value(old).must("an old dump loads");
+    assert_eq!(old.cmdb, crate::cmdb::CmdbDump::default());
+    assert_eq!(old.audit, dump.audit);
 }
