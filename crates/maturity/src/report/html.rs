@@ -62,7 +62,9 @@ fn heat_color(share: Option<f64>) -> &'static str {
     }
 }
 
-fn radar(r: &Report) -> String {
+/// The radar chart of the in-scope domains' levels as SVG markup (presentation attributes only,
+/// no `style`: the server's pages embed it under a CSP that forbids inline styles).
+pub fn radar(r: &Report) -> String {
     let domains: Vec<_> = r.domains.iter().filter(|d| d.in_scope).collect();
     let n = domains.len();
     let mut o = String::new();
@@ -139,6 +141,77 @@ fn share_text(s: &Share) -> String {
         Some(x) => format!("{:.0}%", x * 100.0),
         None => "n/a".into(),
     }
+}
+
+/// The items × levels heat map as SVG markup: one row per in-scope item, one column per level,
+/// each cell coloured by the share of that level's clauses met (na excluded), `✓` where the
+/// item reached the level. Presentation attributes only (no `style`), for the server's pages.
+pub fn heat_svg(r: &Report) -> String {
+    let items: Vec<_> = r.items.iter().filter(|i| i.in_scope).collect();
+    let max = items.iter().map(|i| i.levels).max().unwrap_or(0);
+    let (label_w, cell_w, row_h, head_h) = (300_u32, 64_u32, 22_u32, 24_u32);
+    let width = label_w + cell_w * u32::from(max) + 2;
+    let rows = u32::try_from(items.len()).unwrap_or(u32::MAX / 64);
+    let height = head_h + row_h * rows + 2;
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<svg role=\"img\" aria-label=\"能力项×级别热力图 Items × levels heat map\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
+    );
+    for l in 1..=max {
+        let x = label_w + cell_w * u32::from(l - 1) + cell_w / 2;
+        let _ = write!(
+            o,
+            "<text x=\"{x}\" y=\"16\" text-anchor=\"middle\" font-weight=\"bold\">L{l}</text>"
+        );
+    }
+    for (k, i) in items.iter().enumerate() {
+        let y = head_h + row_h * u32::try_from(k).unwrap_or(0);
+        let _ = write!(
+            o,
+            "<g id=\"heat-T{}\"><text x=\"4\" y=\"{}\">表{} {} · {}</text>",
+            i.table,
+            y + 15,
+            i.table,
+            esc(&i.name_zh),
+            Report::level_text(i.level, i.levels)
+        );
+        for l in 1..=max {
+            let x = label_w + cell_w * u32::from(l - 1);
+            match i.met_share_by_level.iter().find(|s| s.level == l) {
+                Some(s) => {
+                    let reached = i.level.is_some_and(|lv| lv >= l);
+                    let fg = if s.share.is_some_and(|x| x >= 0.75) {
+                        "#fff"
+                    } else {
+                        "#1d2733"
+                    };
+                    let _ = write!(
+                        o,
+                        "<rect x=\"{x}\" y=\"{y}\" width=\"{}\" height=\"{}\" fill=\"{}\" stroke=\"#fff\"><title>{}/{} met</title></rect><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{fg}\">{}{}</text>",
+                        cell_w,
+                        row_h,
+                        heat_color(s.share),
+                        s.met,
+                        s.applicable,
+                        x + cell_w / 2,
+                        y + 15,
+                        share_text(s),
+                        if reached { " ✓" } else { "" }
+                    );
+                }
+                None => {
+                    let _ = write!(
+                        o,
+                        "<rect x=\"{x}\" y=\"{y}\" width=\"{cell_w}\" height=\"{row_h}\" fill=\"#fafafa\" stroke=\"#fff\"/>"
+                    );
+                }
+            }
+        }
+        o.push_str("</g>");
+    }
+    o.push_str("</svg>");
+    o
 }
 
 fn heat_map(r: &Report) -> String {

@@ -9,7 +9,7 @@ mod xlsx;
 
 use serde::{Deserialize, Serialize};
 
-pub use html::render as render_html;
+pub use html::{heat_svg, radar as radar_svg, render as render_html};
 pub use markdown::render as render_markdown;
 pub use text::render as render_text;
 pub use xlsx::render as render_xlsx;

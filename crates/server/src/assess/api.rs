@@ -558,7 +558,7 @@ pub struct ExportParams {
     pub format: String,
 }
 
-fn attachment(content_type: &str, file: &str, body: Vec<u8>) -> Response {
+pub(crate) fn attachment(content_type: &str, file: &str, body: Vec<u8>) -> Response {
     let ascii: String = file
         .chars()
         .map(|c| {
@@ -685,7 +685,12 @@ pub async fn compare(
     Query(q): Query<CompareParams>,
 ) -> ApiResult<Json<Comparison>> {
     authorize_read(&state, &caller.0, "assessment.compare").await?;
-    let (a, b) = (load(&state, q.a).await?, load(&state, q.b).await?);
+    Ok(Json(compare_ids(&state, q.a, q.b).await?))
+}
+
+/// Two assessments of one catalog version side by side (refused for different versions).
+pub async fn compare_ids(state: &AppState, a: i64, b: i64) -> ApiResult<Comparison> {
+    let (a, b) = (load(state, a).await?, load(state, b).await?);
     if (a.a.catalog_id.as_str(), a.a.catalog_version.as_str())
         != (b.a.catalog_id.as_str(), b.a.catalog_version.as_str())
     {
@@ -704,11 +709,11 @@ pub async fn compare(
             ),
         ));
     }
-    Ok(Json(report::compare(
+    Ok(report::compare(
         catalog()?,
         &a.answer_set()?,
         &b.answer_set()?,
-    )))
+    ))
 }
 
 /// An improvement action as shown.
@@ -842,12 +847,17 @@ pub async fn update_action(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub fn routes(state: &AppState) -> Router<AppState> {
-    // Uploads (evidence files, answers files) may be larger than the API's default body limit.
-    let upload = usize::try_from(state.config.assess.max_evidence_bytes)
+/// The body limit of routes taking uploads (evidence files, answers files), which may be larger
+/// than the default body limit.
+pub fn upload_limit(state: &AppState) -> usize {
+    usize::try_from(state.config.assess.max_evidence_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(1 << 16)
-        .max(state.config.max_body_bytes);
+        .max(state.config.max_body_bytes)
+}
+
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let upload = upload_limit(state);
     Router::new()
         .route(
             "/api/v1/assessments",

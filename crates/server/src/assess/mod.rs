@@ -7,7 +7,7 @@
 //! - `report` — the bridge to the maturity crate: the stored rows as an `AnswerSet`, the
 //!   scorecard and report, target gaps, progress, comparison;
 //! - `api` — `/api/v1/assessments…` (OpenAPI);
-//! - `pages` — read-only web pages (`/assessments`, `/assessments/{id}`).
+//! - `pages` — the web pages and forms (`/assessments…`), calling the same service functions.
 
 pub mod api;
 pub mod pages;
@@ -80,5 +80,5 @@ pub fn catalog() -> ApiResult<&'static Catalog> {
 
 /// The assessment routes (mounted by `crate::router`).
 pub fn routes(state: &AppState) -> Router<AppState> {
-    api::routes(state).merge(pages::routes())
+    api::routes(state).merge(pages::routes(state))
 }

@@ -10,7 +10,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 
 use super::TestServer;
 
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -27,7 +27,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn browser(profile: &std::path::Path) -> (Driver, Client) {
+pub(crate) async fn browser(profile: &std::path::Path) -> (Driver, Client) {
     let driver_bin =
         std::env::var("BALLAST_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     let chromium = std::env::var("BALLAST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -74,7 +74,7 @@ async fn browser(profile: &std::path::Path) -> (Driver, Client) {
     panic!("chromedriver did not start on {url}");
 }
 
-async fn fill(c: &Client, id: &str, value: &str) {
+pub(crate) async fn fill(c: &Client, id: &str, value: &str) {
     let e = c
         .find(Locator::Id(id))
         .await
@@ -83,7 +83,7 @@ async fn fill(c: &Client, id: &str, value: &str) {
     e.send_keys(value).await.unwrap();
 }
 
-async fn click(c: &Client, id: &str) {
+pub(crate) async fn click(c: &Client, id: &str) {
     c.find(Locator::Id(id))
         .await
         .unwrap_or_else(|e| panic!("#{id}: {e}"))
@@ -94,7 +94,7 @@ async fn click(c: &Client, id: &str) {
 
 /// The current path once navigation settled (a click that submits a form returns before the next
 /// page has loaded).
-async fn path(c: &Client) -> String {
+pub(crate) async fn path(c: &Client) -> String {
     let mut last = String::new();
     for _ in 0..50 {
         let _ = c.wait().for_element(Locator::Css("body")).await;
@@ -110,7 +110,7 @@ async fn path(c: &Client) -> String {
 
 /// The text of the first element matching `css`, waiting for it (and retrying while the page is
 /// being replaced by a form submission).
-async fn text(c: &Client, css: &str) -> String {
+pub(crate) async fn text(c: &Client, css: &str) -> String {
     let mut last_err = String::new();
     for _ in 0..50 {
         match c.wait().for_element(Locator::Css(css)).await {
@@ -251,10 +251,10 @@ async fn a_person_signs_in_manages_users_and_reads_the_audit_log() {
 // ------------------------------------------------------------------ job execution, end to end
 
 /// How long a person waits for something the server does on its own (a run's next state).
-const PATIENCE: Duration = Duration::from_secs(90);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(90);
 
 /// A person of the scenario: their name, current password and (once enrolled) TOTP secret.
-struct Person {
+pub(crate) struct Person {
     name: &'static str,
     password: String,
     changed: bool,
@@ -262,7 +262,7 @@ struct Person {
 }
 
 impl Person {
-    fn new(name: &'static str, initial: String) -> Person {
+    pub(crate) fn new(name: &'static str, initial: String) -> Person {
         Person {
             name,
             password: initial,
@@ -273,7 +273,7 @@ impl Person {
 }
 
 /// Polls the current path until `ok` accepts it.
-async fn until_path(c: &Client, ok: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn until_path(c: &Client, ok: impl Fn(&str) -> bool) -> String {
     let start = std::time::Instant::now();
     let mut last = String::new();
     while start.elapsed() < PATIENCE {
@@ -290,7 +290,7 @@ async fn until_path(c: &Client, ok: impl Fn(&str) -> bool) -> String {
 
 /// Polls the text of the first element matching `css` until `ok` accepts it: pages are replaced
 /// by form submissions and by the run page's live reloads, so a read may hit the old page.
-async fn until_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn until_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
     let start = std::time::Instant::now();
     let mut last = String::from("(not found)");
     while start.elapsed() < PATIENCE {
@@ -308,7 +308,7 @@ async fn until_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String 
 }
 
 /// Chooses `value` in the `<select id=select>`.
-async fn choose(c: &Client, select: &str, value: &str) {
+pub(crate) async fn choose(c: &Client, select: &str, value: &str) {
     c.find(Locator::Css(&format!("#{select} option[value='{value}']")))
         .await
         .unwrap_or_else(|e| panic!("#{select} = {value}: {e}"))
@@ -319,7 +319,7 @@ async fn choose(c: &Client, select: &str, value: &str) {
 
 /// Signs `p` in through the pages a person sees: password, the forced change at first sign-in,
 /// TOTP enrolment where a privileged role requires it, the second factor afterwards.
-async fn sign_in(c: &Client, s: &TestServer, p: &mut Person) {
+pub(crate) async fn sign_in(c: &Client, s: &TestServer, p: &mut Person) {
     c.goto(&format!("{}/login", s.url)).await.unwrap();
     fill(c, "username", p.name).await;
     fill(c, "password", &p.password).await;
@@ -375,7 +375,7 @@ async fn sign_in(c: &Client, s: &TestServer, p: &mut Person) {
     }
 }
 
-async fn sign_out(c: &Client) {
+pub(crate) async fn sign_out(c: &Client) {
     c.find(Locator::Css("header form button"))
         .await
         .unwrap()
@@ -387,7 +387,7 @@ async fn sign_out(c: &Client) {
 
 /// The audit page's result rows as cell texts (seq, time, actor, IP, action, object, outcome,
 /// detail), after searching for `action` (a prefix) and optionally an outcome.
-async fn audit_search(c: &Client, action: &str, outcome: &str) -> Vec<Vec<String>> {
+pub(crate) async fn audit_search(c: &Client, action: &str, outcome: &str) -> Vec<Vec<String>> {
     fill(c, "action", action).await;
     choose(c, "outcome", outcome).await;
     click(c, "audit-submit").await;

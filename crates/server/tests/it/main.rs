@@ -4,6 +4,7 @@
 
 mod api;
 mod assess;
+mod assess_browser;
 mod audit;
 mod authn;
 mod browser;
