@@ -360,6 +360,17 @@ pub(crate) fn back(path: &str, key: &str, msg: &str) -> Response {
     Redirect::to(&format!("{path}{sep}{q}")).into_response()
 }
 
+/// The message and stable code of a refusal, as flash text: the message in the page's language
+/// and the code, which a person can quote and search the audit log for.
+pub(crate) fn refusal(t: Tr, e: &crate::error::ApiError) -> String {
+    format!("{} [{}]", t.problem(&e.problem), e.problem.code)
+}
+
+/// Back to `path` with the refusal as the page's error.
+pub(crate) fn fail(t: Tr, path: &str, e: &crate::error::ApiError) -> Response {
+    back(path, "error", &refusal(t, e))
+}
+
 pub(crate) fn html<T: Template>(t: T) -> Response {
     match t.render() {
         Ok(body) => Html(body).into_response(),

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use askama::Template;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Form, Multipart, Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ballast_core::Problem;
 use ballast_maturity::report as mreport;
@@ -43,7 +43,7 @@ use super::{
 use crate::api::Id;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::ui::{Me, Page, Tr, html};
+use crate::ui::{Me, Page, Tr, back, fail, html, refusal, ts};
 
 /// How the pages show a level (or none: out of scope) and an optional name.
 trait Show {
@@ -62,21 +62,8 @@ pub struct Flash {
     pub error: Option<String>,
 }
 
-fn back(path: &str, key: &str, msg: &str) -> Response {
-    let q = serde_urlencoded::to_string([(key, msg)]).unwrap_or_default();
-    let sep = if path.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{path}{sep}{q}")).into_response()
-}
 
-/// The message and stable code of a refusal, as flash text.
-fn refusal(t: Tr, e: &ApiError) -> String {
-    format!("{} [{}]", t.problem(&e.problem), e.problem.code)
-}
 
-/// Back to `path` with the refusal in the page's language and its stable code.
-fn fail(t: Tr, path: &str, e: &ApiError) -> Response {
-    back(path, "error", &refusal(t, e))
-}
 
 fn refused(t: Tr, e: &ApiError) -> Response {
     (e.status, t.problem(&e.problem)).into_response()
@@ -86,15 +73,6 @@ fn bad_form(code: &'static str, field: &str, zh: String, en: String) -> ApiError
     ApiError::bad_request(Problem::field(code, field, zh, en))
 }
 
-/// Beijing time, as every page shows it.
-fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    t.map(|t| {
-        t.with_timezone(&ballast_calendar::Tz::Asia__Shanghai)
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string()
-    })
-    .unwrap_or_default()
-}
 
 #[derive(Deserialize)]
 pub struct CsrfOnly {

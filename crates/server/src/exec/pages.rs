@@ -20,9 +20,8 @@ use ballast_store::{RunQuery, ScriptVersionRow, TaskRow};
 use serde::Deserialize;
 
 use super::service::{self, CredentialInput, ScriptInput, StartAdhoc, StartPlan};
-use crate::error::ApiError;
 use crate::state::AppState;
-use crate::ui::{Me, Page, Tr, back, html, ts};
+use crate::ui::{Me, Page, Tr, back, fail, html, refusal, ts};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Flash {
@@ -39,16 +38,7 @@ pub struct Flash {
     pub secret: Option<String>,
 }
 
-/// Back to `path` with the refusal: the message in the page's language and its stable code, which
-/// a person can quote and search the audit log for.
-fn fail(t: Tr, path: &str, e: &ApiError) -> Response {
-    back(path, "error", &refusal(t, e))
-}
 
-/// The message and stable code of a refusal, as flash text.
-fn refusal(t: Tr, e: &ApiError) -> String {
-    format!("{} [{}]", t.problem(&e.problem), e.problem.code)
-}
 
 /// A page rendered in answer to a refused form, with the refusal's HTTP status: the form keeps
 /// what the person typed, so they can correct it instead of starting again.
