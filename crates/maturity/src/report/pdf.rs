@@ -33,7 +33,7 @@ pub enum PdfError {
     )]
     Font(String),
     #[error(
-        "字体缺少中文字形（例如「{0}」）— the font has no glyph for Chinese text (e.g. {0:?}); use a CJK font such as Noto Sans CJK"
+        "字体缺少中文字形（例如「{0}」） — the font has no glyph for Chinese text (e.g. {0:?}); use a CJK font such as Noto Sans CJK"
     )]
     NoCjk(char),
     #[error("PDF 生成失败：{0} — writing the PDF failed: {0}")]
