@@ -203,7 +203,7 @@ pub fn run(cmd: AssessCmd, catalog: Option<&Path>, out: &mut dyn Write) -> anyho
                         ballast_server::assess::font::read(configured.as_deref()).map_err(|e| {
                             let msg = e.to_string();
                             let (zh, en) = msg.split_once(" — ").unwrap_or((&msg, &msg));
-                            bad_input(zh.to_string(), en.to_string())
+                            bad_input(zh, en)
                         })?;
                     report::render_pdf(&report, &font).map_err(|e| {
                         let msg = e.to_string();
