@@ -57,7 +57,7 @@ pub enum AssessCmd {
         name: String,
     },
     /// Download an assessment from a server: its answers file (yaml, xlsx) or its report (json,
-    /// html, report-xlsx).
+    /// html, report-xlsx, pdf).
     Pull {
         /// The assessment's id.
         id: i64,
@@ -65,7 +65,7 @@ pub enum AssessCmd {
         remote: Remote,
         #[arg(long, value_enum)]
         format: PullFormat,
-        /// Output file (stdout when absent; required for xlsx).
+        /// Output file (stdout when absent; required for xlsx, report-xlsx and pdf).
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },
@@ -90,6 +90,7 @@ pub enum PullFormat {
     Json,
     Html,
     ReportXlsx,
+    Pdf,
 }
 
 impl PullFormat {
@@ -100,6 +101,7 @@ impl PullFormat {
             PullFormat::Json => "json",
             PullFormat::Html => "html",
             PullFormat::ReportXlsx => "report-xlsx",
+            PullFormat::Pdf => "pdf",
         }
     }
 }
@@ -117,6 +119,8 @@ pub enum ReportFormat {
     Md,
     Html,
     Xlsx,
+    /// A4 PDF with an embedded CJK font (BALLAST_PDF_FONT, else Debian's fonts-noto-cjk).
+    Pdf,
 }
 
 pub fn run(cmd: AssessCmd, catalog: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<u8> {
@@ -191,6 +195,24 @@ pub fn run(cmd: AssessCmd, catalog: Option<&Path>, out: &mut dyn Write) -> anyho
                 ReportFormat::Xlsx => {
                     require_output(output.as_deref(), "xlsx")?;
                     report::render_xlsx(&report)?
+                }
+                ReportFormat::Pdf => {
+                    require_output(output.as_deref(), "pdf")?;
+                    let configured = std::env::var_os("BALLAST_PDF_FONT").map(PathBuf::from);
+                    let (font_path, font) =
+                        ballast_server::assess::font::read(configured.as_deref()).map_err(|e| {
+                            let msg = e.to_string();
+                            let (zh, en) = msg.split_once(" — ").unwrap_or((&msg, &msg));
+                            bad_input(zh, en)
+                        })?;
+                    report::render_pdf(&report, &font).map_err(|e| {
+                        let msg = e.to_string();
+                        let (zh, en) = msg.split_once(" — ").unwrap_or((&msg, &msg));
+                        bad_input(
+                            format!("{zh}（字体 {}）", font_path.display()),
+                            format!("{en} (font {})", font_path.display()),
+                        )
+                    })?
                 }
             };
             emit(&bytes, output.as_deref(), out)?;
@@ -432,7 +454,10 @@ fn pull(
     output: Option<&Path>,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    if matches!(format, PullFormat::Xlsx | PullFormat::ReportXlsx) {
+    if matches!(
+        format,
+        PullFormat::Xlsx | PullFormat::ReportXlsx | PullFormat::Pdf
+    ) {
         require_output(output, format.key())?;
     }
     let bytes = request(

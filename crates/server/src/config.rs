@@ -181,6 +181,9 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .collect();
         }
+        if let Some(v) = env("BALLAST_PDF_FONT") {
+            self.assess.pdf_font = Some(PathBuf::from(v));
+        }
         if let Some(v) = env("BALLAST_WEBHOOK_URL") {
             self.exec.webhook_url = Some(v);
         }

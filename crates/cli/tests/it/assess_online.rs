@@ -112,6 +112,39 @@ answers:
     let html = std::fs::read_to_string(d.join("server.html")).unwrap();
     assert!(html.contains("风险控制策略"));
 
+    // The PDF report over HTTP, and the same report rendered offline by `assess score`: both
+    // give their Chinese text back through pdftotext.
+    pull("pdf", "server.pdf");
+    let o = ballast(
+        d,
+        &[
+            "assess",
+            "score",
+            "pulled.yaml",
+            "--format",
+            "pdf",
+            "-o",
+            "cli.pdf",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for f in ["server.pdf", "cli.pdf"] {
+        let text = pdftotext(&d.join(f));
+        for want in [
+            "2026 年度自评估",
+            "示例证券",
+            "风险控制策略",
+            "管理流程与规范",
+            "监控数据采集",
+        ] {
+            assert!(text.contains(want), "{f}: {want:?} in\n{text}");
+        }
+    }
+    let mut args = vec!["assess", "pull", id.as_str(), "--format", "pdf"];
+    args.extend(remote);
+    let o = ballast(d, &args);
+    assert_eq!(code(&o), 2, "pdf needs -o");
+
     // Refusals: bilingual, exit 2.
     let mut args = vec!["assess", "pull", id.as_str(), "--format", "xlsx"];
     args.extend(remote);
@@ -157,4 +190,24 @@ answers:
     );
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("auth."), "{}", stderr(&o));
+}
+
+/// The text of a PDF file through poppler's `pdftotext` (Debian's poppler-utils, installed by
+/// scripts/test); a missing tool fails the test instead of skipping it.
+fn pdftotext(file: &std::path::Path) -> String {
+    let out = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(file)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run pdftotext ({e}): install Debian's poppler-utils (scripts/test does)")
+        });
+    assert!(
+        out.status.success(),
+        "pdftotext {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

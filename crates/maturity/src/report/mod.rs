@@ -1,9 +1,10 @@
 //! The assessment report: one serialisable structure (the JSON schema of docs/MATURITY.md) built
-//! from a catalog, an answer set and its scorecard, and renderers for text, Markdown, HTML and XLSX.
+//! from a catalog, an answer set and its scorecard, and renderers for text, Markdown, HTML, XLSX and PDF.
 //! Every renderer reads only the [`Report`], so all formats say the same thing.
 
 mod html;
 mod markdown;
+pub mod pdf;
 mod text;
 mod xlsx;
 
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub use html::{heat_svg, radar as radar_svg, render as render_html};
 pub use markdown::render as render_markdown;
+pub use pdf::{PdfError, render as render_pdf};
 pub use text::render as render_text;
 pub use xlsx::render as render_xlsx;
 

@@ -105,3 +105,108 @@ fn xlsx_report_opens() {
     let clauses: usize = r.gaps.iter().map(|g| g.missing.len()).sum();
     assert_eq!(gaps.rows().count(), clauses + 1);
 }
+
+/// The CJK font for PDF tests: `BALLAST_PDF_FONT`, else Debian's fonts-noto-cjk (scripts/test
+/// installs it). A missing font fails the test with what to install.
+pub fn pdf_font() -> Vec<u8> {
+    let path = std::env::var("BALLAST_PDF_FONT")
+        .unwrap_or_else(|_| "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc".into());
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "PDF test font {path}: {e} — install Debian's fonts-noto-cjk or set BALLAST_PDF_FONT"
+        )
+    })
+}
+
+/// The text of a PDF, through poppler's `pdftotext` (Debian's poppler-utils; scripts/test
+/// installs it). A missing tool fails the test, it does not skip it.
+pub fn pdftotext(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg("-enc")
+        .arg("UTF-8")
+        .arg(&file)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run pdftotext ({e}): install Debian's poppler-utils (scripts/test does)")
+        });
+    assert!(
+        out.status.success(),
+        "pdftotext failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn pdf_report_of_the_whole_catalog_reads_back() {
+    use ballast_maturity::{ClauseId, Rating};
+    // Every item in scope; T5's level-1 and level-2 clauses met, one partial in T4, one na.
+    let mut ratings: Vec<(ClauseId, Rating)> = catalog()
+        .clauses()
+        .filter(|c| c.item.table == 5 && c.level <= 2)
+        .map(|c| (c.id, Rating::Met))
+        .collect();
+    ratings.push(("T4.1.L1.a".parse().unwrap(), Rating::Partial));
+    ratings.push(("T4.1.L1.b".parse().unwrap(), Rating::Na));
+    let set = super::answers_with(None, ratings);
+    let card = score(catalog(), &set, Policy::Strict, Some(3));
+    let r = report::build(catalog(), &set, &card, Vec::new());
+    assert_eq!(r.items.len(), 46);
+    let pdf = report::render_pdf(&r, &pdf_font()).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let text = pdftotext(&pdf);
+    let pages = text.matches('\u{c}').count();
+    assert!(pages >= 4, "A4 pages with page breaks: {pages}");
+    assert!(
+        text.contains(&format!("第 1 / {pages} 页"))
+            && text.contains(&format!("page {pages} of {pages}")),
+        "page numbers: {text}"
+    );
+    assert!(text.contains("运维自动化能力成熟度评估报告"), "title");
+    for item in &r.items {
+        assert!(
+            text.contains(&item.name_zh),
+            "item {} {} is in the PDF's text",
+            item.table,
+            item.name_zh
+        );
+    }
+    for s in &r.scales {
+        assert!(text.contains(&s.name_zh), "scale {}", s.name_zh);
+    }
+    for d in &r.domains {
+        assert!(text.contains(&d.name_zh), "domain {}", d.name_zh);
+    }
+    // Levels: T5 reaches 2 of its levels; the gaps list the missing clauses.
+    let t5 = r.items.iter().find(|i| i.table == 5).unwrap();
+    assert_eq!(t5.level, Some(2));
+    assert!(
+        text.contains(&Report::level_text(t5.level, t5.levels)),
+        "T5's level"
+    );
+    for g in r.gaps.iter().take(3) {
+        for c in &g.missing {
+            assert!(text.contains(&c.id.to_string()), "gap clause {}", c.id);
+        }
+    }
+    assert!(text.contains("T4.1.L1.b"), "the na exception");
+    assert!(text.contains("进度 Progress") && text.contains("符合情况 Compliance"));
+}
+
+#[test]
+fn pdf_refuses_a_font_without_chinese_and_garbage() {
+    let r = report_for("partial-t4-t5.yaml", Policy::Strict, None);
+    let e = report::render_pdf(&r, b"not a font").unwrap_err();
+    assert!(
+        e.to_string().contains("字体") && e.to_string().contains("font"),
+        "{e}"
+    );
+    let pdf = report::render_pdf(&r, &pdf_font()).unwrap();
+    let text = pdftotext(&pdf);
+    assert!(text.contains("示例证券 2026 年度自评估"), "{text}");
+    assert!(text.contains("风险控制策略"));
+}

@@ -553,8 +553,8 @@ pub async fn get_report(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ExportParams {
-    /// `yaml` (answers file), `xlsx` (answers workbook), `json`, `html` or `report-xlsx`
-    /// (report workbook).
+    /// `yaml` (answers file), `xlsx` (answers workbook), `json`, `html`, `report-xlsx`
+    /// (report workbook) or `pdf` (A4 report with an embedded CJK font).
     pub format: String,
 }
 
@@ -580,6 +580,54 @@ pub(crate) fn attachment(content_type: &str, file: &str, body: Vec<u8>) -> Respo
         body,
     )
         .into_response()
+}
+
+/// The report as a PDF, with the configured CJK font (read and rendered off the async threads).
+async fn pdf(state: &AppState, r: mreport::Report) -> ApiResult<Vec<u8>> {
+    let configured = state.config.assess.pdf_font.clone();
+    let failed = |code: &'static str, zh: String, en: String| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Problem::new(code, zh, en),
+        )
+    };
+    let joined = tokio::task::spawn_blocking(move || {
+        let (path, bytes) = super::font::read(configured.as_deref()).map_err(PdfFailure::Font)?;
+        mreport::render_pdf(&r, &bytes).map_err(|e| PdfFailure::Render(path, e))
+    })
+    .await
+    .map_err(|e| {
+        failed(
+            "assess.export_failed",
+            format!("PDF 生成中断：{e}"),
+            format!("writing the PDF was interrupted: {e}"),
+        )
+    })?;
+    joined.map_err(|e| match e {
+        PdfFailure::Font(f) => {
+            let msg = f.to_string();
+            let (zh, en) = msg
+                .split_once(" — ")
+                .unwrap_or((msg.as_str(), msg.as_str()));
+            failed(f.code(), zh.to_string(), en.to_string())
+        }
+        PdfFailure::Render(path, e) => {
+            let msg = e.to_string();
+            let (zh, en) = msg
+                .split_once(" — ")
+                .unwrap_or((msg.as_str(), msg.as_str()));
+            failed(
+                "assess.export_failed",
+                format!("{zh}（字体 {}）", path.display()),
+                format!("{en} (font {})", path.display()),
+            )
+        }
+    })
+}
+
+enum PdfFailure {
+    Font(super::font::FontError),
+    Render(std::path::PathBuf, mreport::PdfError),
 }
 
 /// The bytes of an export, its content type and a file name.
@@ -641,13 +689,18 @@ pub async fn export_bytes(
             format!("{base}-report.xlsx"),
             mreport::render_xlsx(&report::build(cat, &set)).map_err(xlsx_err)?,
         ),
+        "pdf" => (
+            "application/pdf",
+            format!("{base}.pdf"),
+            pdf(state, report::build(cat, &set)).await?,
+        ),
         other => {
             return Err(ApiError::bad_request(Problem::field(
                 "assess.export_format",
                 "format",
-                format!("导出格式 {other:?} 无效，应为 yaml、xlsx、json、html 或 report-xlsx"),
+                format!("导出格式 {other:?} 无效，应为 yaml、xlsx、json、html、report-xlsx 或 pdf"),
                 format!(
-                    "export format {other:?} is invalid: use yaml, xlsx, json, html or report-xlsx"
+                    "export format {other:?} is invalid: use yaml, xlsx, json, html, report-xlsx or pdf"
                 ),
             )));
         }
@@ -655,7 +708,10 @@ pub async fn export_bytes(
 }
 
 #[utoipa::path(get, path = "/api/v1/assessments/{id}/export", tag = "assessments", params(("id" = i64, Path), ExportParams),
-    responses((status = 200, content_type = "application/octet-stream"), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "the export as an attachment (Content-Disposition names the file): application/yaml, application/json, text/html, application/pdf or an XLSX workbook",
+        content(("application/pdf"), ("application/json"), ("text/html"), ("application/yaml"),
+            ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 400, body = ErrorBody), (status = 500, body = ErrorBody, description = "the PDF's CJK font is missing (assess.pdf_font_missing) or unreadable"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,

@@ -7,9 +7,11 @@
 //! - `report` — the bridge to the maturity crate: the stored rows as an `AnswerSet`, the
 //!   scorecard and report, target gaps, progress, comparison;
 //! - `api` — `/api/v1/assessments…` (OpenAPI);
+//! - `font` — the CJK font PDF reports embed (`[assess] pdf_font`, else Debian's paths);
 //! - `pages` — the web pages and forms (`/assessments…`), calling the same service functions.
 
 pub mod api;
+pub mod font;
 pub mod pages;
 pub mod report;
 pub mod service;
@@ -49,12 +51,16 @@ pub const TEXT: &str = "text";
 pub struct AssessConfig {
     /// Largest evidence file accepted, bytes (default 20 MiB).
     pub max_evidence_bytes: u64,
+    /// The CJK font file PDF reports embed (TrueType/OpenType or a collection); when absent,
+    /// the first of [`font::KNOWN_FONTS`] that exists. `BALLAST_PDF_FONT` overrides it.
+    pub pdf_font: Option<std::path::PathBuf>,
 }
 
 impl Default for AssessConfig {
     fn default() -> Self {
         AssessConfig {
             max_evidence_bytes: 20 << 20,
+            pdf_font: None,
         }
     }
 }

@@ -246,12 +246,13 @@ impl ViewPage {
     }
 }
 
-const EXPORTS: [(&str, &str); 5] = [
+const EXPORTS: [(&str, &str); 6] = [
     ("yaml", "答卷 YAML answers"),
     ("xlsx", "答卷 XLSX answers workbook"),
     ("json", "报告 JSON report"),
     ("html", "报告 HTML report"),
     ("report-xlsx", "报告 XLSX report workbook"),
+    ("pdf", "报告 PDF report"),
 ];
 
 async fn view_page(

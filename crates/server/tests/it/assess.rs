@@ -1284,3 +1284,115 @@ async fn pages_show_levels_progress_items_and_gaps() {
     let (st, _) = page(format!("{}/assessments/9999", s.url)).await;
     assert_eq!(st, 404);
 }
+
+/// The text of a PDF through poppler's `pdftotext` (Debian's poppler-utils, installed by
+/// scripts/test); a missing tool fails the test instead of skipping it.
+fn pdftotext(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(&file)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run pdftotext ({e}): install Debian's poppler-utils (scripts/test does)")
+        });
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `format=pdf`: an A4 report with the CJK font embedded, whose text (Chinese item names,
+/// levels) comes back out of `pdftotext`; a configured font that does not exist is a clear,
+/// bilingual error naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pdf_export_reads_back_with_pdftotext() {
+    let s = TestServer::start().await;
+    let t = team(&s).await;
+    let a = create(
+        &s,
+        &t.lead,
+        json!({"name": "2026 年度 PDF", "scope": "T4,T5", "meta": {"organization": "示例证券"}}),
+    )
+    .await;
+    assert_eq!(move_to(&s, &t.lead, a, "start").await.0, 204);
+    let (st, v) = rate(&s, &t.lead, a, all_met(&L1_T5)).await;
+    assert_eq!(st, 200, "{v}");
+
+    let r = s
+        .client()
+        .get(format!(
+            "{}/api/v1/assessments/{a}/export?format=pdf",
+            s.url
+        ))
+        .bearer_auth(&t.auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header("content-type"), "application/pdf");
+    assert_eq!(
+        header("content-disposition"),
+        format!("attachment; filename=\"assessment-{a}.pdf\"")
+    );
+    let pdf = r.bytes().await.unwrap().to_vec();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let text = pdftotext(&pdf);
+    for want in [
+        "2026 年度 PDF",
+        "示例证券",
+        "风险控制策略",
+        "管理流程与规范",
+        "技术管理能力成熟度",
+        "第 1 / ",
+    ] {
+        assert!(text.contains(want), "{want:?} in the PDF's text:\n{text}");
+    }
+    // T5 reached level 1 of 3; T4 is at 0.
+    assert!(text.contains("1/3") && text.contains("0/3"), "{text}");
+
+    // Reading is allowed to the auditor only through the permission check; no token, no PDF.
+    let r = s
+        .client()
+        .get(format!(
+            "{}/api/v1/assessments/{a}/export?format=pdf",
+            s.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    // A configured font that does not exist: refused, naming the file, in both languages.
+    let s2 = TestServer::start_with(|c| {
+        c.assess.pdf_font = Some("/nonexistent/字体.ttc".into());
+    })
+    .await;
+    let t2 = team(&s2).await;
+    let b = create(&s2, &t2.lead, json!({"name": "x", "scope": "T5"})).await;
+    let (st, v) = get(
+        &s2,
+        &t2.auditor,
+        &format!("/api/v1/assessments/{b}/export?format=pdf"),
+    )
+    .await;
+    assert_eq!(st, 500, "{v}");
+    assert_eq!(code(&v), "assess.pdf_font_unreadable", "{v}");
+    let body = v.to_string();
+    assert!(
+        body.contains("/nonexistent/字体.ttc") && body.contains("BALLAST_PDF_FONT"),
+        "{body}"
+    );
+}

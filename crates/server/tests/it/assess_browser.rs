@@ -287,7 +287,7 @@ async fn an_assessment_is_rated_reviewed_and_signed_off_in_the_browser() {
     assert!(c.find(Locator::Id("assign-form")).await.is_err());
     assert!(c.find(Locator::Id("transition-reopen")).await.is_ok());
     // Every export format is offered and downloads.
-    for format in ["yaml", "xlsx", "json", "html", "report-xlsx"] {
+    for format in ["yaml", "xlsx", "json", "html", "report-xlsx", "pdf"] {
         let href = c
             .find(Locator::Id(&format!("export-{format}")))
             .await
@@ -306,6 +306,16 @@ async fn an_assessment_is_rated_reviewed_and_signed_off_in_the_browser() {
             .unwrap();
         assert_eq!(status.as_u64(), Some(200), "{format}");
     }
+    // The PDF the auditors get (its text is read back with pdftotext in the API test).
+    let magic = c
+        .execute(
+            "return fetch(arguments[0]).then(r => r.arrayBuffer())\
+             .then(b => String.fromCharCode(...new Uint8Array(b.slice(0, 5))));",
+            vec![serde_json::json!(format!("/assessments/{id}/export/pdf"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(magic, "%PDF-");
     let report = c
         .execute(
             "return fetch(arguments[0]).then(r => r.json());",
