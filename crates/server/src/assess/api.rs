@@ -831,8 +831,17 @@ pub async fn export_actions(
     caller: ApiCaller,
     Id(id): Id,
 ) -> ApiResult<Response> {
-    authorize_read(&state, &caller.0, "assessment.actions_export").await?;
-    load(&state, id).await?;
+    actions_csv(&state, &caller.0, id).await
+}
+
+/// The improvement actions as CSV (UTF-8 with BOM, for Excel), for the API and the page.
+pub(crate) async fn actions_csv(
+    state: &AppState,
+    p: &ballast_core::guard::Principal,
+    id: i64,
+) -> ApiResult<Response> {
+    authorize_read(state, p, "assessment.actions_export").await?;
+    load(state, id).await?;
     let mut w = csv::Writer::from_writer(Vec::new());
     let internal = |e: String| {
         ApiError::new(

@@ -62,9 +62,6 @@ pub struct Flash {
     pub error: Option<String>,
 }
 
-
-
-
 fn refused(t: Tr, e: &ApiError) -> Response {
     (e.status, t.problem(&e.problem)).into_response()
 }
@@ -72,7 +69,6 @@ fn refused(t: Tr, e: &ApiError) -> Response {
 fn bad_form(code: &'static str, field: &str, zh: String, en: String) -> ApiError {
     ApiError::bad_request(Problem::field(code, field, zh, en))
 }
-
 
 #[derive(Deserialize)]
 pub struct CsrfOnly {
@@ -236,6 +232,12 @@ struct ViewPage {
     radar: String,
     heat: String,
     exports: Vec<(&'static str, &'static str)>,
+    /// Improvement actions (overdue ones highlighted).
+    actions: Vec<super::api::ActionView>,
+    /// Today (Beijing), the default due date of a new action.
+    today: String,
+    /// The reader owns the assessment (creates actions from gaps).
+    is_owner: bool,
 }
 
 impl Show for ViewPage {}
@@ -292,6 +294,11 @@ async fn view_page(
             .to_string()
         })
         .collect();
+    let actions = match super::api::actions(&state, id).await {
+        Ok(a) => a,
+        Err(e) => return refused(page.t, &e),
+    };
+    let today = ballast_core::guard::china_date(state.clock.now()).to_string();
     let me = page.me();
     let is_owner = me.username == v.assessment.owner;
     let st = v.assessment.state.as_str();
@@ -322,9 +329,98 @@ async fn view_page(
         radar: mreport::radar_svg(&r),
         heat: mreport::heat_svg(&r),
         exports: EXPORTS.to_vec(),
+        actions,
+        today,
+        is_owner,
         v,
         notices,
     })
+}
+
+/// A new improvement action (from a gap row) or a changed one.
+#[derive(Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    item: String,
+    title: String,
+    owner: String,
+    due_on: String,
+    #[serde(default)]
+    status: String,
+    /// Clause IDs separated by spaces or commas.
+    #[serde(default)]
+    clauses: String,
+}
+
+impl ActionForm {
+    fn input(&self) -> service::ActionInput {
+        service::ActionInput {
+            item: self.item.trim().to_string(),
+            title: self.title.clone(),
+            owner: self.owner.trim().to_string(),
+            due_on: self.due_on.clone(),
+            status: Some(self.status.clone()).filter(|s| !s.is_empty()),
+            clauses: self
+                .clauses
+                .split([' ', ',', '，'])
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+async fn post_action(
+    State(state): State<AppState>,
+    page: Page,
+    Id(id): Id,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Some(r) = page.csrf_refusal(&f.csrf) {
+        return r;
+    }
+    let path = format!("/assessments/{id}");
+    match service::create_action(&state, page.principal(), id, &f.input()).await {
+        Ok(aid) => back(
+            &path,
+            "notice",
+            &format!(
+                "{} #{aid}",
+                page.t.pick("已创建改进措施", "Improvement action created")
+            ),
+        ),
+        Err(e) => fail(page.t, &path, &e),
+    }
+}
+
+async fn post_action_update(
+    State(state): State<AppState>,
+    page: Page,
+    Path((id, aid)): Path<(i64, i64)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Some(r) = page.csrf_refusal(&f.csrf) {
+        return r;
+    }
+    let path = format!("/assessments/{id}");
+    match service::update_action(&state, page.principal(), aid, &f.input()).await {
+        Ok(()) => back(
+            &path,
+            "notice",
+            &format!(
+                "{} #{aid}",
+                page.t.pick("已更新改进措施", "Improvement action updated")
+            ),
+        ),
+        Err(e) => fail(page.t, &path, &e),
+    }
+}
+
+async fn actions_csv_page(State(state): State<AppState>, page: Page, Id(id): Id) -> Response {
+    match super::api::actions_csv(&state, page.principal(), id).await {
+        Ok(r) => r,
+        Err(e) => refused(page.t, &e),
+    }
 }
 
 async fn post_assign(
@@ -1156,6 +1252,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/assessments/{id}/targets", post(post_targets))
         .route("/assessments/{id}/transition", post(post_transition))
         .route("/assessments/{id}/export/{format}", get(export_page))
+        .route("/assessments/{id}/actions", post(post_action))
+        .route("/assessments/{id}/actions/{aid}", post(post_action_update))
+        .route("/assessments/{id}/actions.csv", get(actions_csv_page))
         .route("/assessments/{id}/evidence/{evidence}", get(evidence_page))
         .route(
             "/assessments/{id}/evidence/{evidence}/delete",

@@ -38,8 +38,6 @@ pub struct Flash {
     pub secret: Option<String>,
 }
 
-
-
 /// A page rendered in answer to a refused form, with the refusal's HTTP status: the form keeps
 /// what the person typed, so they can correct it instead of starting again.
 fn refused(status: axum::http::StatusCode, page: Response) -> Response {

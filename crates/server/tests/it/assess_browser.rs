@@ -123,6 +123,52 @@ async fn an_assessment_is_rated_reviewed_and_signed_off_in_the_browser() {
     assert!(c.find(Locator::Css("#heat svg g#heat-T5")).await.is_ok());
     click(&c, "transition-start").await;
     until_text(&c, "#state", |t| t == "in_progress").await;
+    // An improvement action from T5's gap: due in the past, so it is highlighted as overdue
+    // until it is done; the CSV export carries it.
+    let gap = text(&c, "#gap-T5").await;
+    assert!(gap.contains("T5.1.L1.a"), "{gap}");
+    fill(&c, "action-title-T5", "补齐一级条款").await;
+    fill(&c, "action-owner-T5", "rater").await;
+    c.execute(
+        "document.getElementById('action-due-T5').value = '2020-01-31';",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "action-create-T5").await;
+    until_text(&c, "#notice", |t| t.contains("已创建改进措施")).await;
+    let row = text(&c, "#actions tbody tr.overdue").await;
+    assert!(
+        row.contains("补齐一级条款") && row.contains("已逾期") && row.contains("T5.1.L1.a"),
+        "{row}"
+    );
+    let csv = c
+        .execute(
+            "return fetch(arguments[0]).then(r => r.text());",
+            vec![serde_json::json!(format!("/assessments/{id}/actions.csv"))],
+        )
+        .await
+        .unwrap();
+    assert!(csv.as_str().unwrap().contains("补齐一级条款"), "{csv}");
+    let aid: String = c
+        .execute(
+            "return document.querySelector('#actions tbody tr.overdue').id.replace('action-', '');",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    choose(&c, &format!("action-status-{aid}"), "done").await;
+    click(&c, &format!("action-save-{aid}")).await;
+    until_text(&c, "#notice", |t| t.contains("已更新改进措施")).await;
+    assert!(
+        c.find(Locator::Css("#actions tbody tr.overdue"))
+            .await
+            .is_err(),
+        "done is not overdue"
+    );
     shot("assess-started").await;
     sign_out(&c).await;
 
