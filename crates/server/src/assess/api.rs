@@ -864,7 +864,7 @@ pub(crate) async fn actions_csv(
         "clauses 条款",
     ])
     .map_err(|e| internal(e.to_string()))?;
-    for x in actions(&state, id).await? {
+    for x in actions(state, id).await? {
         w.write_record([
             x.id.to_string(),
             x.item,
