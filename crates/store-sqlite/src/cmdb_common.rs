@@ -308,11 +308,19 @@ impl CmdbStore for StoreImpl {
             }
             return Ok(out);
         }
-        let mut sql = format!(
-            "SELECT id, {CI_FIELDS} FROM cmdb_cis WHERE ($1 IS NULL OR model = $1) \
-             AND ($2 IS NULL OR id > $2)"
-        );
-        let mut n = 3;
+        // Only the conditions given are written: `(? IS NULL OR model = ?)` would keep the
+        // planner from the model index and from seeking to `id > after` (every page of a scan
+        // would read the table from its start).
+        let mut sql = format!("SELECT id, {CI_FIELDS} FROM cmdb_cis WHERE 1 = 1");
+        let mut n = 1;
+        if f.model.is_some() {
+            sql.push_str(&format!(" AND model = ${n}"));
+            n += 1;
+        }
+        if f.after_id.is_some() {
+            sql.push_str(&format!(" AND id > ${n}"));
+            n += 1;
+        }
         let mut lists: Vec<Vec<String>> = Vec::new();
         let mut id_list: Vec<i64> = Vec::new();
         if let Some(envs) = &f.environments {
@@ -336,7 +344,13 @@ impl CmdbStore for StoreImpl {
         if f.limit > 0 {
             sql.push_str(&format!(" LIMIT {}", f.limit));
         }
-        let mut q = sqlx::query(&sql).bind(f.model.clone()).bind(f.after_id);
+        let mut q = sqlx::query(&sql);
+        if let Some(m) = &f.model {
+            q = q.bind(m.clone());
+        }
+        if let Some(a) = f.after_id {
+            q = q.bind(a);
+        }
         for list in &lists {
             for v in list {
                 q = q.bind(v.clone());

@@ -1155,6 +1155,18 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
     if id_list.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Vec::new());
     }
+    // Topology ancestors are looked up only when the query may read them: a field naming a
+    // model (`module = "行情网关"`) or another model's attribute (`module.owner`).
+    let needs_ancestors = s.query.as_ref().is_some_and(|q| {
+        q.fields().iter().any(|f| match f.as_slice() {
+            [one] => all_models.contains_key(one),
+            [m, _] => model.as_deref() != Some(m.as_str()),
+            _ => true,
+        })
+    });
+    // Batches start at the page size and double: a page is usually filled by the first one,
+    // and a selective query still scans in large steps.
+    let mut batch_size = (limit as u32).clamp(100, SCAN_BATCH);
     loop {
         let batch = state
             .store
@@ -1164,17 +1176,22 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
                 ids: id_list.clone(),
                 names: names.clone(),
                 after_id: after,
-                limit: SCAN_BATCH,
+                limit: batch_size,
             })
             .await?;
         let Some(last) = batch.last() else { break };
         after = Some(last.id);
-        let full = batch.len() as u32 == SCAN_BATCH;
+        let full = batch.len() as u32 == batch_size;
+        batch_size = (batch_size * 2).min(SCAN_BATCH);
         match &s.query {
             None => out.extend(batch),
             Some(q) => {
                 let batch_ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
-                let anc = ancestors(state, &batch_ids).await?;
+                let anc = if needs_ancestors {
+                    ancestors(state, &batch_ids).await?
+                } else {
+                    HashMap::new()
+                };
                 for c in batch {
                     let attrs = as_map(&c.attributes);
                     let empty = Vec::new();
