@@ -612,18 +612,7 @@ pub async fn run_discovery(
     State(state): State<AppState>,
     caller: ApiCaller,
 ) -> ApiResult<Json<DiscoveryReport>> {
-    // A round touches every environment's hosts: cmdb.write in each of them.
-    let writable = service::environments_for(&state, &caller.0, Permission::CmdbWrite).await?;
-    if writable.len() < state.config.environments.len() {
-        return Err(ApiError::forbidden(Problem::new(
-            "cmdb.discovery_scope",
-            "立即发现需要在所有环境拥有 cmdb.write 权限",
-            "running discovery now needs cmdb.write in every environment",
-        )));
-    }
-    for env in &writable {
-        service::authorize_write(&state, &caller.0, "cmdb.discovery.run", env).await?;
-    }
+    discovery::authorize_run(&state, &caller.0).await?;
     Ok(Json(discovery::sync(&state).await?))
 }
 

@@ -144,6 +144,24 @@ struct Round {
     superseded: Vec<i64>,
 }
 
+/// The guard for running a round on demand: a round touches every environment's hosts, so it
+/// needs `cmdb.write` in each of them (each checked by the guard pipeline).
+pub async fn authorize_run(state: &AppState, p: &Principal) -> ApiResult<()> {
+    let writable =
+        service::environments_for(state, p, ballast_core::authz::Permission::CmdbWrite).await?;
+    if writable.len() < state.config.environments.len() {
+        return Err(ApiError::forbidden(ballast_core::Problem::new(
+            "cmdb.discovery_scope",
+            "立即发现需要在所有环境拥有 cmdb.write 权限",
+            "running discovery now needs cmdb.write in every environment",
+        )));
+    }
+    for env in &writable {
+        service::authorize_write(state, p, "cmdb.discovery.run", env).await?;
+    }
+    Ok(())
+}
+
 /// One round of discovery over every agent.
 pub async fn sync(state: &AppState) -> ApiResult<DiscoveryReport> {
     let mut report = DiscoveryReport::default();

@@ -515,23 +515,7 @@ async fn discover_now(
         return r;
     }
     let t = page.t;
-    let p = page.principal();
-    let writable = service::environments_for(&state, p, Permission::CmdbWrite)
-        .await
-        .unwrap_or_default();
-    let mut allowed = Ok(());
-    if writable.len() < state.config.environments.len() {
-        allowed = Err(ApiError::forbidden(ballast_core::Problem::new(
-            "cmdb.discovery_scope",
-            "立即发现需要在所有环境拥有 cmdb.write 权限",
-            "running discovery now needs cmdb.write in every environment",
-        )));
-    }
-    for env in &writable {
-        if allowed.is_ok() {
-            allowed = service::authorize_write(&state, p, "cmdb.discovery.run", env).await;
-        }
-    }
+    let allowed = discovery::authorize_run(&state, page.principal()).await;
     let r = match allowed {
         Ok(()) => discovery::sync(&state).await.map(|r| {
             format!(

@@ -1014,38 +1014,22 @@ async fn discovery_records_facts_queues_drift_and_jobs_target_a_query() {
             .as_i64()
             .unwrap()
     };
+    let decide = |token: String, attr: &str, decision: &str| {
+        let (s, path, body) = (
+            &s,
+            format!("/api/v1/cmdb/conflicts/{}/decision", by_attr(attr)),
+            json!({ "decision": decision }),
+        );
+        async move { post(s, &token, &path, body).await }
+    };
     // Keep the hand-kept OS; take the discovered CPU count.
-    let (st, v) = post(
-        &s,
-        &reader,
-        &format!("/api/v1/cmdb/conflicts/{}/decision", by_attr("cpus")),
-        json!({"decision": "accept"}),
-    )
-    .await;
+    let (st, v) = decide(reader.clone(), "cpus", "accept").await;
     assert_eq!(st, 403, "{v}");
-    let (st, v) = post(
-        &s,
-        &w,
-        &format!("/api/v1/cmdb/conflicts/{}/decision", by_attr("os")),
-        json!({"decision": "reject"}),
-    )
-    .await;
+    let (st, v) = decide(w.clone(), "os", "reject").await;
     assert_eq!(st, 204, "{v}");
-    let (st, v) = post(
-        &s,
-        &w,
-        &format!("/api/v1/cmdb/conflicts/{}/decision", by_attr("cpus")),
-        json!({"decision": "accept"}),
-    )
-    .await;
+    let (st, v) = decide(w.clone(), "cpus", "accept").await;
     assert_eq!(st, 204, "{v}");
-    let (st, v) = post(
-        &s,
-        &w,
-        &format!("/api/v1/cmdb/conflicts/{}/decision", by_attr("cpus")),
-        json!({"decision": "accept"}),
-    )
-    .await;
+    let (st, v) = decide(w.clone(), "cpus", "accept").await;
     assert_eq!(st, 409, "decided once: {v}");
     let (_, now) = get(&s, &w, &format!("/api/v1/cmdb/instances/{id}")).await;
     assert_eq!(now["instance"]["attributes"]["os"], "Hand-kept OS 1.0");
