@@ -290,21 +290,34 @@ impl CmdbStore for StoreImpl {
         {
             return Ok(Vec::new());
         }
-        // Long id lists: one statement per chunk, results merged in id order.
+        // Long id lists: one statement per chunk of ascending ids, so the results come in id
+        // order and a page stops at the chunk that fills it (a page of 100 among 900 candidates
+        // reads 100 rows, not 900).
         if let Some(ids) = f.ids.as_ref().filter(|ids| ids.len() > CHUNK) {
+            let mut ids: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|i| f.after_id.is_none_or(|a| *i > a))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let limit = f.limit as usize;
             let mut out = Vec::new();
             for chunk in ids.chunks(CHUNK) {
                 let sub = CiQuery {
                     ids: Some(chunk.to_vec()),
-                    limit: 0,
+                    after_id: None,
+                    limit: if limit > 0 {
+                        (limit - out.len()) as u32
+                    } else {
+                        0
+                    },
                     ..f.clone()
                 };
                 out.extend(self.cis(&sub).await?);
-            }
-            out.sort_by_key(|c| c.id);
-            out.dedup_by_key(|c| c.id);
-            if f.limit > 0 {
-                out.truncate(f.limit as usize);
+                if limit > 0 && out.len() >= limit {
+                    break;
+                }
             }
             return Ok(out);
         }

@@ -117,6 +117,7 @@ macro_rules! conformance_tests {
             assessment_lock_serialises,
             cmdb_models_versioned,
             cmdb_instances_unique_and_indexed,
+            cmdb_long_id_lists_page_in_order,
             cmdb_relations_history_conflicts,
         );
         $crate::conformance_tests!(@fixture $make;

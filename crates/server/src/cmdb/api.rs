@@ -230,14 +230,11 @@ pub(crate) async fn search_for(
         Some(text) => Some(service::parse_query(text)?),
         None => None,
     };
-    let environments = match &q.environment {
-        Some(e) => {
-            service::authorize_read(state, &caller.0, "cmdb.ci.search", e).await?;
-            vec![e.clone()]
-        }
+    let reach = match &q.environment {
+        Some(e) => service::authorize_read_in(state, &caller.0, "cmdb.ci.search", e).await?,
         None => {
             service::authorize_read_any(state, &caller.0, "cmdb.ci.search").await?;
-            service::environments_for(state, &caller.0, Permission::CmdbRead).await?
+            service::reach(state, &caller.0, Permission::CmdbRead).await?
         }
     };
     if let Some(m) = &q.model {
@@ -245,7 +242,9 @@ pub(crate) async fn search_for(
     }
     Ok(Search {
         model: q.model.clone(),
-        environments,
+        environments: reach.environments,
+        business_environments: reach.business_environments,
+        businesses: reach.businesses,
         query,
         limit: q.limit.unwrap_or(1000),
     })
@@ -340,7 +339,7 @@ async fn load_readable(
     op: &str,
 ) -> ApiResult<CiRow> {
     let ci = service::load(state, id).await?;
-    service::authorize_read(state, &caller.0, op, &ci.environment).await?;
+    service::authorize_ci(state, &caller.0, Permission::CmdbRead, op, &ci).await?;
     Ok(ci)
 }
 
@@ -397,10 +396,20 @@ pub async fn instance_history(
     Ok(Json(state.store.ci_history(id, None).await?))
 }
 
-/// History outlives a deleted instance: its environment is read from the history itself.
+/// History outlives a deleted instance: its environment is read from the history itself (a
+/// deleted instance belongs to no business any more: its history needs an environment grant).
 async fn history_guard(state: &AppState, caller: &ApiCaller, id: i64) -> ApiResult<()> {
     let env = match state.store.ci(id).await? {
-        Some(c) => c.environment,
+        Some(c) => {
+            return service::authorize_ci(
+                state,
+                &caller.0,
+                Permission::CmdbRead,
+                "cmdb.ci.history",
+                &c,
+            )
+            .await;
+        }
         None => state
             .store
             .ci_history(id, None)
@@ -453,7 +462,14 @@ pub async fn instance_impact(
 ) -> ApiResult<Json<Vec<Reached>>> {
     load_readable(&state, &caller, id, "cmdb.ci.impact").await?;
     let depth = q.depth.unwrap_or(service::DEFAULT_DEPTH);
-    Ok(Json(service::walk(&state, id, depth, true).await?))
+    let visible = service::Visible::of(
+        &state,
+        service::reach(&state, &caller.0, Permission::CmdbRead).await?,
+    )
+    .await?;
+    Ok(Json(
+        service::walk(&state, id, depth, true, &visible).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/cmdb/instances/{id}/dependencies", tag = "cmdb", params(("id" = i64, Path), DepthParams),
@@ -466,7 +482,14 @@ pub async fn instance_dependencies(
 ) -> ApiResult<Json<Vec<Reached>>> {
     load_readable(&state, &caller, id, "cmdb.ci.dependencies").await?;
     let depth = q.depth.unwrap_or(service::DEFAULT_DEPTH);
-    Ok(Json(service::walk(&state, id, depth, false).await?))
+    let visible = service::Visible::of(
+        &state,
+        service::reach(&state, &caller.0, Permission::CmdbRead).await?,
+    )
+    .await?;
+    Ok(Json(
+        service::walk(&state, id, depth, false, &visible).await?,
+    ))
 }
 
 // ---------------------------------------------------------------- relations
@@ -510,8 +533,12 @@ pub async fn topology(
     caller: ApiCaller,
     Params(q): Params<EnvParams>,
 ) -> ApiResult<Json<Topology>> {
-    service::authorize_read(&state, &caller.0, "cmdb.topology", &q.environment).await?;
-    Ok(Json(service::topology(&state, &q.environment).await?))
+    let reach =
+        service::authorize_read_in(&state, &caller.0, "cmdb.topology", &q.environment).await?;
+    let visible = service::Visible::of(&state, reach).await?;
+    Ok(Json(
+        service::topology(&state, &q.environment, &visible).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -524,7 +524,14 @@ pub async fn decide(
         });
     };
     let ci = service::load(state, c.ci_id).await?;
-    service::authorize_write(state, p, "cmdb.conflict.decide", &ci.environment).await?;
+    service::authorize_ci(
+        state,
+        p,
+        ballast_core::authz::Permission::CmdbWrite,
+        "cmdb.conflict.decide",
+        &ci,
+    )
+    .await?;
     let now = state.clock.now();
     let user = p.user.username.clone();
     let mut tx = state.store.begin().await?;

@@ -109,9 +109,10 @@ async fn search_page(
     if let Err(e) = service::authorize_read_any(&state, p, "cmdb.ci.search").await {
         return refused(page.t, &e);
     }
-    let environments = service::environments_for(&state, p, Permission::CmdbRead)
+    let environments = service::reach(&state, p, Permission::CmdbRead)
         .await
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .open_environments();
     let models = all_models(&state).await;
     let searched = !f.q.trim().is_empty() || !f.model.is_empty() || !f.environment.is_empty();
     let mut error = None;
@@ -221,8 +222,14 @@ async fn instance_page(State(state): State<AppState>, page: Page, Id(id): Id) ->
         Ok(c) => c,
         Err(e) => return refused(page.t, &e),
     };
-    if let Err(e) =
-        service::authorize_read(&state, page.principal(), "cmdb.ci.read", &ci.environment).await
+    if let Err(e) = service::authorize_ci(
+        &state,
+        page.principal(),
+        Permission::CmdbRead,
+        "cmdb.ci.read",
+        &ci,
+    )
+    .await
     {
         return refused(page.t, &e);
     }
@@ -322,9 +329,10 @@ async fn topology_page(
     Params(f): Params<EnvForm>,
 ) -> Response {
     let p = page.principal();
-    let environments = service::environments_for(&state, p, Permission::CmdbRead)
+    let reach = service::reach(&state, p, Permission::CmdbRead)
         .await
         .unwrap_or_default();
+    let environments = reach.open_environments();
     let environment = if f.environment.is_empty() {
         match environments.first() {
             Some(e) => e.clone(),
@@ -339,10 +347,16 @@ async fn topology_page(
     } else {
         f.environment
     };
-    if let Err(e) = service::authorize_read(&state, p, "cmdb.topology", &environment).await {
-        return refused(page.t, &e);
+    let reach = match service::authorize_read_in(&state, p, "cmdb.topology", &environment).await {
+        Ok(r) => r,
+        Err(e) => return refused(page.t, &e),
+    };
+    let topo = match async {
+        let visible = service::Visible::of(&state, reach).await?;
+        service::topology(&state, &environment, &visible).await
     }
-    let topo = match service::topology(&state, &environment).await {
+    .await
+    {
         Ok(t) => t,
         Err(e) => return refused(page.t, &e),
     };

@@ -1,12 +1,12 @@
 //! Guarded CMDB operations and the reads the API and pages share.
 //!
 //! Writes: validate against the model (every problem reported), check references and unique
-//! values, run the guard pipeline (`cmdb.write` in the instance's environment), then change the
+//! values, run the guard pipeline (`cmdb.write` in the instance's environment or business), then change the
 //! store, write history rows (who, when, through what, the diff and the instance after) and the
 //! audit record in one transaction.
 //!
-//! Reads: `cmdb.read` in the environments looked at; lists show only the environments the caller
-//! may read. Searches narrow candidates with the query's top-level equalities (the value index,
+//! Reads: `cmdb.read` in the environments looked at, or in the business systems the instances
+//! belong to ([`Reach`]); lists show only what the caller may read. Searches narrow candidates with the query's top-level equalities (the value index,
 //! or the topology for `module = "…"`) and evaluate the whole query on each candidate with its
 //! `belongs_to` ancestors.
 
@@ -260,21 +260,51 @@ pub async fn save_model(
 
 // ---------------------------------------------------------------- visibility
 
-/// The environments `p` may use `perm` in (of those this deployment manages). Business-system
-/// scoped grants do not open CMDB data (not built yet).
-pub async fn environments_for(
-    state: &AppState,
-    p: &Principal,
-    perm: Permission,
-) -> ApiResult<Vec<String>> {
+/// Where `p` may use one CMDB permission (`cmdb.read` or `cmdb.write`).
+///
+/// `global` and `environment:NAME` grants open whole environments. A `business:NAME` grant opens,
+/// in every managed environment, the business instance `NAME` and everything that belongs to it
+/// through the topology (`belongs_to`, directly or through subsystems and modules) — which is how
+/// a business system's own team keeps its part of the CMDB without seeing the rest.
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    /// Environments open in full.
+    pub environments: Vec<String>,
+    /// Business systems open in [`Reach::business_environments`].
+    pub businesses: Vec<String>,
+    /// The managed environments not open in full, where the business systems apply (empty when
+    /// there are no business grants).
+    pub business_environments: Vec<String>,
+}
+
+impl Reach {
+    /// Nothing is open.
+    pub fn is_empty(&self) -> bool {
+        self.environments.is_empty() && self.business_environments.is_empty()
+    }
+
+    /// Every environment something is open in, sorted.
+    pub fn open_environments(&self) -> Vec<String> {
+        let all: BTreeSet<&String> = self
+            .environments
+            .iter()
+            .chain(&self.business_environments)
+            .collect();
+        all.into_iter().cloned().collect()
+    }
+}
+
+/// What `p` may reach with `perm` (of the environments this deployment manages).
+pub async fn reach(state: &AppState, p: &Principal, perm: Permission) -> ApiResult<Reach> {
     if let Via::Token { permissions } = &p.via
         && !permissions.is_empty()
         && !permissions.contains(&perm)
     {
-        return Ok(Vec::new());
+        return Ok(Reach::default());
     }
     let roles = state.store.roles().await?;
-    let mut out = BTreeSet::new();
+    let mut envs = BTreeSet::new();
+    let mut businesses = BTreeSet::new();
     for b in &p.bindings {
         if !roles
             .iter()
@@ -283,14 +313,141 @@ pub async fn environments_for(
             continue;
         }
         match &b.scope {
-            Scope::Global => out.extend(state.config.environments.iter().cloned()),
+            Scope::Global => envs.extend(state.config.environments.iter().cloned()),
             Scope::Environment(e) if state.config.environments.contains(e) => {
-                out.insert(e.clone());
+                envs.insert(e.clone());
             }
-            _ => {}
+            Scope::BusinessSystem(name) => {
+                businesses.insert(name.clone());
+            }
+            Scope::Environment(_) => {}
         }
     }
-    Ok(out.into_iter().collect())
+    let business_environments = if businesses.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .config
+            .environments
+            .iter()
+            .filter(|e| !envs.contains(*e))
+            .cloned()
+            .collect()
+    };
+    Ok(Reach {
+        environments: envs.into_iter().collect(),
+        businesses: businesses.into_iter().collect(),
+        business_environments,
+    })
+}
+
+/// The environments `p` may use `perm` in as a whole (business-system grants left out: imports,
+/// discovery, data quality and conflict lists work on whole environments).
+pub async fn environments_for(
+    state: &AppState,
+    p: &Principal,
+    perm: Permission,
+) -> ApiResult<Vec<String>> {
+    Ok(reach(state, p, perm).await?.environments)
+}
+
+/// A [`Reach`] with the members of its business systems looked up, to filter rows with.
+#[derive(Debug, Clone, Default)]
+pub struct Visible {
+    reach: Reach,
+    members: BTreeSet<i64>,
+}
+
+impl Visible {
+    pub async fn of(state: &AppState, reach: Reach) -> ApiResult<Visible> {
+        let members =
+            business_members(state, &reach.businesses, &reach.business_environments).await?;
+        Ok(Visible { reach, members })
+    }
+
+    /// Whether the instance `id` of environment `env` is open.
+    pub fn sees(&self, env: &str, id: i64) -> bool {
+        self.reach.environments.iter().any(|e| e == env)
+            || (self.reach.business_environments.iter().any(|e| e == env)
+                && self.members.contains(&id))
+    }
+}
+
+/// The business instances named `businesses` in `environments` and everything that belongs to
+/// them.
+pub async fn business_members(
+    state: &AppState,
+    businesses: &[String],
+    environments: &[String],
+) -> ApiResult<BTreeSet<i64>> {
+    if businesses.is_empty() || environments.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let roots: Vec<i64> = state
+        .store
+        .cis(&CiQuery {
+            model: Some(TOPOLOGY[0].to_string()),
+            names: Some(businesses.to_vec()),
+            environments: Some(environments.to_vec()),
+            ..CiQuery::default()
+        })
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let mut out = descendants(state, &roots).await?;
+    out.extend(roots);
+    Ok(out)
+}
+
+/// The business systems an instance belongs to: itself if it is one, else its business
+/// ancestors.
+pub async fn businesses_of(state: &AppState, ci: &CiRow) -> ApiResult<Vec<String>> {
+    if ci.model == TOPOLOGY[0] {
+        return Ok(vec![ci.name.clone()]);
+    }
+    let mut anc = ancestors(state, &[ci.id]).await?;
+    let mut out: Vec<String> = anc
+        .remove(&ci.id)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a.model == TOPOLOGY[0])
+        .map(|a| a.name)
+        .collect();
+    out.dedup();
+    Ok(out)
+}
+
+/// Runs the guard for reading or changing one instance. The target is its environment and the
+/// business system it belongs to (one the caller holds a grant for, if any), so a
+/// `business:NAME` grant covers the instances of that business.
+pub(crate) async fn authorize_ci(
+    state: &AppState,
+    p: &Principal,
+    perm: Permission,
+    op: &str,
+    ci: &CiRow,
+) -> ApiResult<()> {
+    let businesses = businesses_of(state, ci).await?;
+    let reach = reach(state, p, perm).await?;
+    let business = businesses
+        .iter()
+        .find(|b| reach.businesses.contains(b))
+        .or(businesses.first())
+        .cloned();
+    let kind = if perm == Permission::CmdbRead {
+        ActionKind::Read
+    } else {
+        ActionKind::Mutate
+    };
+    let target = Target {
+        environment: Some(ci.environment.clone()),
+        business_system: business,
+        ..Target::default()
+    };
+    crate::service::authorize(state, p, &Action::new(kind, perm, op, target))
+        .await
+        .map(|_| ())
 }
 
 fn check_environment(state: &AppState, env: &str) -> ApiResult<()> {
@@ -316,6 +473,38 @@ pub async fn authorize_read(state: &AppState, p: &Principal, op: &str, env: &str
     crate::service::authorize(state, p, &action)
         .await
         .map(|_| ())
+}
+
+/// Runs the guard for reading in `env` — in full, or the business systems a grant opens there —
+/// and returns what is open there.
+pub async fn authorize_read_in(
+    state: &AppState,
+    p: &Principal,
+    op: &str,
+    env: &str,
+) -> ApiResult<Reach> {
+    let r = reach(state, p, Permission::CmdbRead).await?;
+    if r.business_environments.iter().any(|e| e == env)
+        && let Some(b) = r.businesses.first()
+    {
+        let target = Target {
+            environment: Some(env.to_string()),
+            business_system: Some(b.clone()),
+            ..Target::default()
+        };
+        let action = Action::new(ActionKind::Read, Permission::CmdbRead, op, target);
+        crate::service::authorize(state, p, &action).await?;
+        return Ok(Reach {
+            environments: Vec::new(),
+            businesses: r.businesses,
+            business_environments: vec![env.to_string()],
+        });
+    }
+    authorize_read(state, p, op, env).await?;
+    Ok(Reach {
+        environments: vec![env.to_string()],
+        ..Reach::default()
+    })
 }
 
 /// Runs the guard for a reading without one environment (at least one readable somewhere).
@@ -618,9 +807,17 @@ pub async fn update_instance(
     via: &str,
 ) -> ApiResult<()> {
     let old = load(state, id).await?;
-    authorize_write(state, p, "cmdb.ci.update", &old.environment).await?;
+    authorize_ci(state, p, Permission::CmdbWrite, "cmdb.ci.update", &old).await?;
     let m = model(state, &old.model).await?;
     let name = input.name.clone().unwrap_or_else(|| old.name.clone());
+    if old.model == TOPOLOGY[0] && name != old.name {
+        // Renaming a business system moves everything in it: the new name must be covered too.
+        let renamed = CiRow {
+            name: name.clone(),
+            ..old.clone()
+        };
+        authorize_ci(state, p, Permission::CmdbWrite, "cmdb.ci.update", &renamed).await?;
+    }
     let attrs = check_instance(
         state,
         &m,
@@ -709,7 +906,7 @@ fn relation_history(
 /// Deletes an instance and its relations (each recorded in the history of both ends).
 pub async fn delete_instance(state: &AppState, p: &Principal, id: i64, via: &str) -> ApiResult<()> {
     let old = load(state, id).await?;
-    authorize_write(state, p, "cmdb.ci.delete", &old.environment).await?;
+    authorize_ci(state, p, Permission::CmdbWrite, "cmdb.ci.delete", &old).await?;
     let rels = state
         .store
         .ci_relations(&[id], RelationSide::Both, &[])
@@ -878,6 +1075,24 @@ pub fn parse_kind(kind: &str) -> ApiResult<RelationKind> {
     })
 }
 
+/// A relation changes both of its ends (a `belongs_to` moves its source into the target's
+/// business): the caller must be able to change each — checked once when one environment grant
+/// covers both.
+async fn authorize_ends(
+    state: &AppState,
+    p: &Principal,
+    op: &str,
+    source: &CiRow,
+    target: &CiRow,
+) -> ApiResult<()> {
+    authorize_ci(state, p, Permission::CmdbWrite, op, source).await?;
+    let whole = reach(state, p, Permission::CmdbWrite).await?.environments;
+    if whole.contains(&source.environment) && whole.contains(&target.environment) {
+        return Ok(());
+    }
+    authorize_ci(state, p, Permission::CmdbWrite, op, target).await
+}
+
 pub async fn create_relation(
     state: &AppState,
     p: &Principal,
@@ -887,7 +1102,7 @@ pub async fn create_relation(
     let kind = parse_kind(&input.kind)?;
     let source = load(state, input.source).await?;
     let target = load(state, input.target).await?;
-    authorize_write(state, p, "cmdb.relation.create", &source.environment).await?;
+    authorize_ends(state, p, "cmdb.relation.create", &source, &target).await?;
     check_relation(state, kind, &source, &target).await?;
     let now = state.clock.now();
     let mut r = CiRelationRow {
@@ -945,7 +1160,8 @@ pub async fn delete_relation(state: &AppState, p: &Principal, id: i64, via: &str
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("CMDB relation {id}")))?;
     let source = load(state, r.source_id).await?;
-    authorize_write(state, p, "cmdb.relation.delete", &source.environment).await?;
+    let target = load(state, r.target_id).await?;
+    authorize_ends(state, p, "cmdb.relation.delete", &source, &target).await?;
     let names = names_of(state, &[r.source_id, r.target_id]).await?;
     let n = |i: i64| names.get(&i).cloned().unwrap_or_default();
     let now = state.clock.now();
@@ -1056,11 +1272,14 @@ async fn descendants(state: &AppState, roots: &[i64]) -> ApiResult<BTreeSet<i64>
     Ok(out)
 }
 
-/// A search: instances of `model` (or any) in `environments` matching `query`.
+/// A search: instances of `model` (or any) in `environments` matching `query`, plus in
+/// `business_environments` those within `businesses` (see [`Reach`]).
 #[derive(Debug, Clone, Default)]
 pub struct Search {
     pub model: Option<String>,
     pub environments: Vec<String>,
+    pub business_environments: Vec<String>,
+    pub businesses: Vec<String>,
     pub query: Option<Query>,
     /// 0 = [`MAX_LIMIT`].
     pub limit: u32,
@@ -1076,6 +1295,15 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
     } as usize;
     let mut model = s.model.clone();
     let mut envs: BTreeSet<String> = s.environments.iter().cloned().collect();
+    let mut benvs: BTreeSet<String> = if s.businesses.is_empty() {
+        BTreeSet::new()
+    } else {
+        s.business_environments
+            .iter()
+            .filter(|e| !envs.contains(*e))
+            .cloned()
+            .collect()
+    };
     let mut names: Option<Vec<String>> = None;
     let mut ids: Option<BTreeSet<i64>> = None;
     let narrow = |found: BTreeSet<i64>, ids: &mut Option<BTreeSet<i64>>| {
@@ -1098,7 +1326,10 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
                         model = values.first().cloned();
                     }
                 }
-                "env" | "environment" => envs.retain(|e| values.contains(e)),
+                "env" | "environment" => {
+                    envs.retain(|e| values.contains(e));
+                    benvs.retain(|e| values.contains(e));
+                }
                 "name" => {
                     names = Some(match names.take() {
                         Some(prev) => prev.into_iter().filter(|n| values.contains(n)).collect(),
@@ -1130,7 +1361,7 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
                             .cis(&CiQuery {
                                 model: Some(key.to_string()),
                                 names: Some(values.clone()),
-                                environments: Some(envs.iter().cloned().collect()),
+                                environments: Some(envs.union(&benvs).cloned().collect()),
                                 ..CiQuery::default()
                             })
                             .await?
@@ -1146,9 +1377,20 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
             }
         }
     }
-    if envs.is_empty() || names.as_ref().is_some_and(Vec::is_empty) {
+    if (envs.is_empty() && benvs.is_empty()) || names.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Vec::new());
     }
+    // Business-system grants: only the members of those businesses in `benvs`.
+    let members = if benvs.is_empty() {
+        BTreeSet::new()
+    } else {
+        let benv_list: Vec<String> = benvs.iter().cloned().collect();
+        business_members(state, &s.businesses, &benv_list).await?
+    };
+    if envs.is_empty() {
+        narrow(members.clone(), &mut ids);
+    }
+    let scan_envs: Vec<String> = envs.union(&benvs).cloned().collect();
     let mut out = Vec::new();
     let mut after = None;
     let id_list: Option<Vec<i64>> = ids.map(|s| s.into_iter().collect());
@@ -1172,7 +1414,7 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
             .store
             .cis(&CiQuery {
                 model: model.clone(),
-                environments: Some(envs.iter().cloned().collect()),
+                environments: Some(scan_envs.clone()),
                 ids: id_list.clone(),
                 names: names.clone(),
                 after_id: after,
@@ -1183,6 +1425,14 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
         after = Some(last.id);
         let full = batch.len() as u32 == batch_size;
         batch_size = (batch_size * 2).min(SCAN_BATCH);
+        let batch: Vec<CiRow> = if benvs.is_empty() {
+            batch
+        } else {
+            batch
+                .into_iter()
+                .filter(|c| envs.contains(&c.environment) || members.contains(&c.id))
+                .collect()
+        };
         match &s.query {
             None => out.extend(batch),
             Some(q) => {
@@ -1236,7 +1486,8 @@ pub struct Topology {
     pub unassigned: Vec<TopologyNode>,
 }
 
-pub async fn topology(state: &AppState, env: &str) -> ApiResult<Topology> {
+/// The topology of `env` as far as `visible` opens it.
+pub async fn topology(state: &AppState, env: &str, visible: &Visible) -> ApiResult<Topology> {
     let mut nodes: BTreeMap<i64, CiRow> = BTreeMap::new();
     for m in TOPOLOGY {
         for c in state
@@ -1248,7 +1499,9 @@ pub async fn topology(state: &AppState, env: &str) -> ApiResult<Topology> {
             })
             .await?
         {
-            nodes.insert(c.id, c);
+            if visible.sees(&c.environment, c.id) {
+                nodes.insert(c.id, c);
+            }
         }
     }
     let ids: Vec<i64> = nodes.keys().copied().collect();
@@ -1332,12 +1585,14 @@ pub struct Reached {
 
 /// Everything impacted by (`impact = true`) or needed by the instance, up to `depth` hops.
 /// Impact travels to instances that run on or depend on it and to the topology nodes it belongs
-/// to; dependencies the other way.
+/// to; dependencies the other way. Only instances `visible` opens are listed (the walk itself
+/// goes through the others).
 pub async fn walk(
     state: &AppState,
     start: i64,
     depth: u32,
     impact: bool,
+    visible: &Visible,
 ) -> ApiResult<Vec<Reached>> {
     let depth = depth.clamp(1, MAX_DEPTH);
     let mut seen = BTreeSet::from([start]);
@@ -1392,14 +1647,16 @@ pub async fn walk(
     Ok(found
         .into_iter()
         .filter_map(|(id, depth, via)| {
-            rows.get(&id).map(|c| Reached {
-                id,
-                model: c.model.clone(),
-                name: c.name.clone(),
-                environment: c.environment.clone(),
-                depth,
-                via,
-            })
+            rows.get(&id)
+                .filter(|c| visible.sees(&c.environment, c.id))
+                .map(|c| Reached {
+                    id,
+                    model: c.model.clone(),
+                    name: c.name.clone(),
+                    environment: c.environment.clone(),
+                    depth,
+                    via,
+                })
         })
         .collect())
 }

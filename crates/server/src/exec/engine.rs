@@ -36,6 +36,9 @@ use crate::state::AppState;
 
 /// How long a claim lasts without renewal.
 const LEASE_SECS: i64 = 30;
+/// Output chunks in flight per task between its transport and the recorder (bounded: a task
+/// producing output faster than it is stored waits, and so does its host's connection).
+const OUTPUT_CHANNEL: usize = super::transport::TASK_CHANNEL;
 /// How often the driver renews its lease and looks for a cancellation.
 const RENEW_EVERY: StdDuration = StdDuration::from_secs(2);
 
@@ -689,6 +692,7 @@ async fn cmdb_hosts(
             environments: vec![env.to_string()],
             query: Some(service::parse_query(q)?),
             limit: 0,
+            ..service::Search::default()
         },
     )
     .await
@@ -923,7 +927,7 @@ async fn run_attempt(
         }
     }
     // Everything the tasks recorded is stored before the step's results are read.
-    state.exec.recorder.flush().await?;
+    state.exec.recorder.flush_run(ctx.run.id).await?;
     // Tasks of batches that never started.
     state
         .store
@@ -952,10 +956,16 @@ async fn run_task(
     let rec = &state.exec.recorder;
     task.status = TaskStatus::Running.as_str().into();
     task.started_at = Some(state.clock.now());
-    rec.task(task.clone()).await?;
+    rec.running(task.clone()).await?;
     rec.flush().await?;
-    let (tx, rx) = mpsc::channel::<OutChunk>(64);
-    let writer = tokio::spawn(write_output(state.clone(), task.id, rx, secrets.to_vec()));
+    let (tx, rx) = mpsc::channel::<OutChunk>(OUTPUT_CHANNEL);
+    let writer = tokio::spawn(write_output(
+        state.clone(),
+        task.run_id,
+        task.id,
+        rx,
+        secrets.to_vec(),
+    ));
     let finished = match work {
         Ok(w) => {
             transport::execute(&state.exec, environment, task.id, target, &w, tx, cancel).await
@@ -987,6 +997,7 @@ async fn run_task(
 /// secret values — also one split across two chunks (one masker per stream).
 async fn write_output(
     state: AppState,
+    run_id: i64,
     task_id: i64,
     mut rx: mpsc::Receiver<OutChunk>,
     secrets: Vec<String>,
@@ -999,7 +1010,9 @@ async fn write_output(
     let mut seq = 0i64;
     while let Some((err, data)) = rx.recv().await {
         let released = maskers[usize::from(err)].push(&data);
-        if !released.is_empty() && !store_chunk(&state, task_id, &mut seq, err, released).await {
+        if !released.is_empty()
+            && !store_chunk(&state, run_id, task_id, &mut seq, err, released).await
+        {
             // The recorder is gone (shutdown): keep draining so the task never blocks.
             while rx.recv().await.is_some() {}
             return;
@@ -1008,13 +1021,14 @@ async fn write_output(
     for (i, m) in maskers.iter_mut().enumerate() {
         let rest = m.finish();
         if !rest.is_empty() {
-            store_chunk(&state, task_id, &mut seq, i == 1, rest).await;
+            store_chunk(&state, run_id, task_id, &mut seq, i == 1, rest).await;
         }
     }
 }
 
 async fn store_chunk(
     state: &AppState,
+    run_id: i64,
     task_id: i64,
     seq: &mut i64,
     err: bool,
@@ -1028,7 +1042,7 @@ async fn store_chunk(
         at: state.clock.now(),
     };
     *seq += 1;
-    state.exec.recorder.output(row).await.is_ok()
+    state.exec.recorder.output(run_id, row).await.is_ok()
 }
 
 /// Ends a run: final status and an audit record of the outcome, then notifications.

@@ -15,6 +15,10 @@ use tokio::sync::mpsc;
 /// One piece of output: (is stderr, bytes).
 pub type OutChunk = (bool, Vec<u8>);
 
+/// Chunks (up to 64 KiB each) in flight per task on each channel of the output path: enough to
+/// keep a stream moving, few enough that 1,000 busy tasks hold megabytes, not gigabytes.
+pub const TASK_CHANNEL: usize = 8;
+
 /// Where a task runs, with what the transport needs.
 #[derive(Debug, Clone)]
 pub enum Resolved {
@@ -155,7 +159,7 @@ pub async fn execute(
     match target {
         Resolved::Refused { code, message } => Finished::refused(code, message.clone()),
         Resolved::Local => {
-            let (tx, rx) = mpsc::channel(64);
+            let (tx, rx) = mpsc::channel(TASK_CHANNEL);
             let pump = tokio::spawn(pump_runner(rx, out));
             let r = rt.runner.run(&task_spec(work), tx, cancel).await;
             let _ = pump.await;
@@ -165,7 +169,7 @@ pub async fn execute(
             }
         }
         Resolved::Agent { agent_id } => {
-            let (tx, rx) = mpsc::channel(64);
+            let (tx, rx) = mpsc::channel(TASK_CHANNEL);
             let pump = tokio::spawn(pump_runner(rx, out));
             let fut = rt.hub.dispatch(
                 agent_id,
@@ -252,7 +256,7 @@ async fn ssh(
         timeout: work.timeout + Duration::from_secs(5),
         output_cap_bytes: work.output_cap,
     };
-    let (tx, mut rx) = mpsc::channel::<ballast_ssh::Chunk>(64);
+    let (tx, mut rx) = mpsc::channel::<ballast_ssh::Chunk>(TASK_CHANNEL);
     let pump = tokio::spawn(async move {
         while let Some(c) = rx.recv().await {
             let err = matches!(c.stream, ballast_ssh::Stream::Stderr);

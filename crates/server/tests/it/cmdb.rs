@@ -524,6 +524,143 @@ async fn permissions_follow_environments() {
     );
 }
 
+/// A `business:集中交易` grant opens that business's part of the topology in every environment:
+/// the business, its subsystems, modules and hosts — and nothing else — for reading and changing.
+#[tokio::test]
+async fn permissions_follow_business_systems() {
+    let s = TestServer::start().await;
+    let (w, ids) = topology(&s).await;
+    // Another business, an unattached host, and a subsystem of the other business that depends
+    // on md-1 (so md-1's impact reaches outside 集中交易).
+    let other = create(
+        &s,
+        &w,
+        "business",
+        "prod",
+        "融资融券",
+        json!({"owner": "李四", "level": "core"}),
+    )
+    .await;
+    let sub = create(&s, &w, "subsystem", "prod", "两融", json!({})).await;
+    assert_eq!(relate(&s, &w, "belongs_to", sub, other).await.0, 201);
+    assert_eq!(relate(&s, &w, "depends_on", sub, ids["md-1"]).await.0, 201);
+    let lone = create(&s, &w, "host", "prod", "lone-1", json!({"ip": "10.1.0.9"})).await;
+
+    let team = s
+        .user_token("jz-team", &[("platform_operations", "business:集中交易")])
+        .await;
+    let hosts = ["md-1", "md-2", "tr-1"].map(String::from).to_vec();
+    let (st, v) = get(&s, &team, "/api/v1/cmdb/instances?model=host").await;
+    assert_eq!((st, names(&v)), (200, hosts.clone()), "{v}");
+    let (st, v) = get(
+        &s,
+        &team,
+        "/api/v1/cmdb/instances?model=host&environment=prod",
+    )
+    .await;
+    assert_eq!((st, names(&v)), (200, hosts.clone()), "{v}");
+    // t-1 (test) is CentOS too, but outside the business.
+    let (st, v) = query(&s, &team, "os ~ \"CentOS\"").await;
+    assert_eq!(
+        (st, names(&v)),
+        (200, vec!["md-1".to_string(), "md-2".to_string()])
+    );
+    let (_, v) = query(&s, &team, "model = \"business\"").await;
+    assert_eq!(names(&v), ["集中交易"]);
+    let (st, v) = get(&s, &team, "/api/v1/cmdb/export?format=csv&model=host").await;
+    assert_eq!(st, 200, "{v}");
+    let csv = v.as_str().unwrap_or_default().to_string();
+    assert!(csv.contains("md-1") && !csv.contains("lone-1"), "{csv}");
+
+    for (name, id, want) in [
+        ("md-1", ids["md-1"], 200),
+        ("行情网关", ids["行情网关"], 200),
+        ("t-1", ids["t-1"], 403),
+        ("lone-1", lone, 403),
+        ("融资融券", other, 403),
+    ] {
+        let (st, v) = get(&s, &team, &format!("/api/v1/cmdb/instances/{id}")).await;
+        assert_eq!(st, want, "{name}: {v}");
+    }
+    let (st, v) = get(
+        &s,
+        &team,
+        &format!("/api/v1/cmdb/instances/{}/history", ids["md-1"]),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = get(&s, &team, "/api/v1/cmdb/topology?environment=prod").await;
+    assert_eq!(st, 200, "{v}");
+    let roots: Vec<&str> = v["businesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(roots, ["集中交易"], "{v}");
+    assert_eq!(v["unassigned"], json!([]), "{v}");
+    // Impact lists only what the grant opens; the full reader sees 两融 too.
+    let impact = format!("/api/v1/cmdb/instances/{}/impact", ids["md-1"]);
+    let (_, all) = get(&s, &w, &impact).await;
+    assert!(names(&all).contains(&"两融".to_string()), "{all}");
+    let (_, mine) = get(&s, &team, &impact).await;
+    assert!(!names(&mine).contains(&"两融".to_string()), "{mine}");
+    assert!(names(&mine).contains(&"行情网关".to_string()), "{mine}");
+    // A grant in one environment's terms does not open another environment's data.
+    let (st, _) = get(&s, &team, "/api/v1/cmdb/topology?environment=nowhere").await;
+    assert_eq!(st, 403);
+
+    // Changes: inside the business yes, outside no; relations need both ends.
+    let (st, v) = put(
+        &s,
+        &team,
+        &format!("/api/v1/cmdb/instances/{}", ids["md-2"]),
+        json!({"attributes": {"ip": "10.1.0.2", "os": "CentOS Linux 8", "cpus": 12}}),
+    )
+    .await;
+    assert_eq!(st, 204, "{v}");
+    let (st, v) = put(
+        &s,
+        &team,
+        &format!("/api/v1/cmdb/instances/{lone}"),
+        json!({"attributes": {"ip": "10.1.0.10"}}),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = relate(&s, &team, "belongs_to", lone, ids["行情网关"]).await;
+    assert_eq!(st, 403, "attaching a host the grant does not cover: {v}");
+    let (st, v) = relate(&s, &team, "depends_on", ids["md-1"], ids["tr-1"]).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = relate(&s, &team, "depends_on", ids["md-1"], other).await;
+    assert_eq!(st, 403, "{v}");
+    // Renaming the business itself would move it out of the grant.
+    let (st, v) = put(
+        &s,
+        &team,
+        &format!("/api/v1/cmdb/instances/{}", ids["集中交易"]),
+        json!({"name": "集中交易二期", "attributes": {"owner": "张三", "level": "core"}}),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    // New instances belong to no business yet: creating one needs an environment grant.
+    let (st, v) = post(&s, &team, "/api/v1/cmdb/instances",
+        json!({"model": "host", "environment": "prod", "name": "md-3", "attributes": {"ip": "10.1.0.4"}})).await;
+    assert_eq!(st, 403, "{v}");
+
+    let actions = s.audit_actions().await;
+    for (action, outcome) in [
+        ("cmdb.ci.update", "success"),
+        ("cmdb.ci.update", "denied"),
+        ("cmdb.relation.create", "denied"),
+        ("cmdb.ci.read", "denied"),
+    ] {
+        assert!(
+            actions.iter().any(|(a, o)| a == action && o == outcome),
+            "{action} {outcome}: {actions:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn model_changes_are_versioned_and_invalidating_ones_refused() {
     let s = TestServer::start().await;

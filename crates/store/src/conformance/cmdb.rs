@@ -319,6 +319,72 @@ pub async fn cmdb_instances_unique_and_indexed(store: &dyn Store) {
     );
 }
 
+/// Id lists longer than one statement's chunk: a page comes back in id order, starts after
+/// `after_id`, and holds the smallest ids — whatever the order of the list.
+pub async fn cmdb_long_id_lists_page_in_order(store: &dyn Store) {
+    save_model(store, "host").await;
+    let mut tx = store.begin().await.must("begin");
+    let mut ids = Vec::new();
+    for i in 0..1_300 {
+        let env = if i % 10 == 0 { "uat" } else { "prod" };
+        let c = ci(
+            "host",
+            env,
+            &format!("h-{i:04}"),
+            json!({"ip": format!("10.2.{}.{}", i / 256, i % 256)}),
+        );
+        ids.push(tx.insert_ci(&c, &unique()).await.must("insert"));
+    }
+    commit(tx, "cmdb.ci.create").await;
+    let mut list = ids.clone();
+    list.reverse();
+    list.push(ids[5]);
+    list.push(9_999_999);
+    let page = |after: Option<i64>, limit: u32| CiQuery {
+        environments: Some(vec!["prod".to_string()]),
+        ids: Some(list.clone()),
+        after_id: after,
+        limit,
+        ..CiQuery::default()
+    };
+    let prod: Vec<i64> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 10 != 0)
+        .map(|(_, id)| *id)
+        .collect();
+    let got: Vec<i64> = store
+        .cis(&page(None, 100))
+        .await
+        .must("first page")
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(got, prod[..100]);
+    let after = prod[549];
+    let got: Vec<i64> = store
+        .cis(&page(Some(after), 600))
+        .await
+        .must("page after")
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(got, prod[550..1_150]);
+    let all: Vec<i64> = store
+        .cis(&page(None, 0))
+        .await
+        .must("no limit")
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(all, prod);
+    let none = store
+        .cis(&page(Some(9_999_999), 10))
+        .await
+        .must("past the end");
+    assert!(none.is_empty());
+}
+
 fn relation(kind: &str, source: i64, target: i64) -> CiRelationRow {
     CiRelationRow {
         id: 0,
