@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use ballast_store::cmdb::{
-    CiConflictRow, CiHistoryRow, CiQuery, CiRelationRow, CiRow, CmdbDump, CmdbModelRow,
+    CiConflictRow, CiHead, CiHistoryRow, CiQuery, CiRelationRow, CiRow, CmdbDump, CmdbModelRow,
     CmdbModelVersionRow, CmdbStore, CmdbTx, RelationSide,
 };
 use ballast_store::{Result, StoreError};
@@ -75,6 +75,17 @@ fn ci_row(row: &DbRow) -> Result<CiRow> {
         updated_by: get(row, T, "updated_by")?,
         updated_at: get(row, T, "updated_at")?,
         discovered_at: get(row, T, "discovered_at")?,
+    })
+}
+
+fn ci_head(row: &DbRow) -> Result<CiHead> {
+    const T: &str = "cmdb_cis";
+    Ok(CiHead {
+        id: get(row, T, "id")?,
+        model: get(row, T, "model")?,
+        environment: get(row, T, "environment")?,
+        name: get(row, T, "name")?,
+        attributes: json(row, T, "attributes")?,
     })
 }
 
@@ -236,6 +247,116 @@ fn bind_conflict<'q>(q: Query<'q>, c: &'q CiConflictRow) -> Query<'q> {
 
 // ---------------------------------------------------------------- CmdbStore
 
+impl StoreImpl {
+    /// The instances `f` selects, each read as `fields` and mapped by `map`, by id.
+    async fn select_cis<T>(
+        &self,
+        f: &CiQuery,
+        fields: &str,
+        map: fn(&DbRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        if f.environments.as_ref().is_some_and(Vec::is_empty)
+            || f.ids.as_ref().is_some_and(Vec::is_empty)
+            || f.names.as_ref().is_some_and(Vec::is_empty)
+        {
+            return Ok(Vec::new());
+        }
+        // Long id lists: one statement per chunk of ascending ids, so the results come in id
+        // order and a page stops at the chunk that fills it (a page of 100 among 900 candidates
+        // reads 100 rows, not 900).
+        if let Some(ids) = f.ids.as_ref().filter(|ids| ids.len() > CHUNK) {
+            let mut ids: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|i| f.after_id.is_none_or(|a| *i > a))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let limit = f.limit as usize;
+            let mut out = Vec::new();
+            for chunk in ids.chunks(CHUNK) {
+                let sub = CiQuery {
+                    ids: Some(chunk.to_vec()),
+                    after_id: None,
+                    limit: if limit > 0 {
+                        (limit - out.len()) as u32
+                    } else {
+                        0
+                    },
+                    ..f.clone()
+                };
+                out.extend(self.select_once(&sub, fields, map).await?);
+                if limit > 0 && out.len() >= limit {
+                    break;
+                }
+            }
+            return Ok(out);
+        }
+        self.select_once(f, fields, map).await
+    }
+
+    /// One statement (`f.ids`, if any, fit in one).
+    async fn select_once<T>(
+        &self,
+        f: &CiQuery,
+        fields: &str,
+        map: fn(&DbRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        // Only the conditions given are written: `(? IS NULL OR model = ?)` would keep the
+        // planner from the model index and from seeking to `id > after` (every page of a scan
+        // would read the table from its start).
+        let mut sql = format!("SELECT id, {fields} FROM cmdb_cis WHERE 1 = 1");
+        let mut n = 1;
+        if f.model.is_some() {
+            sql.push_str(&format!(" AND model = ${n}"));
+            n += 1;
+        }
+        if f.after_id.is_some() {
+            sql.push_str(&format!(" AND id > ${n}"));
+            n += 1;
+        }
+        let mut lists: Vec<Vec<String>> = Vec::new();
+        let mut id_list: Vec<i64> = Vec::new();
+        if let Some(envs) = &f.environments {
+            sql.push_str(&format!(
+                " AND environment IN ({})",
+                placeholders(n, envs.len())
+            ));
+            n += envs.len();
+            lists.push(envs.clone());
+        }
+        if let Some(names) = &f.names {
+            sql.push_str(&format!(" AND name IN ({})", placeholders(n, names.len())));
+            n += names.len();
+            lists.push(names.clone());
+        }
+        if let Some(ids) = &f.ids {
+            sql.push_str(&format!(" AND id IN ({})", placeholders(n, ids.len())));
+            id_list = ids.clone();
+        }
+        sql.push_str(" ORDER BY id");
+        if f.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", f.limit));
+        }
+        let mut q = sqlx::query(&sql);
+        if let Some(m) = &f.model {
+            q = q.bind(m.clone());
+        }
+        if let Some(a) = f.after_id {
+            q = q.bind(a);
+        }
+        for list in &lists {
+            for v in list {
+                q = q.bind(v.clone());
+            }
+        }
+        for id in id_list {
+            q = q.bind(id);
+        }
+        all(&mut *self.conn().await?, q, map).await
+    }
+}
+
 #[async_trait]
 impl CmdbStore for StoreImpl {
     async fn cmdb_models(&self) -> Result<Vec<CmdbModelRow>> {
@@ -284,95 +405,12 @@ impl CmdbStore for StoreImpl {
     }
 
     async fn cis(&self, f: &CiQuery) -> Result<Vec<CiRow>> {
-        if f.environments.as_ref().is_some_and(Vec::is_empty)
-            || f.ids.as_ref().is_some_and(Vec::is_empty)
-            || f.names.as_ref().is_some_and(Vec::is_empty)
-        {
-            return Ok(Vec::new());
-        }
-        // Long id lists: one statement per chunk of ascending ids, so the results come in id
-        // order and a page stops at the chunk that fills it (a page of 100 among 900 candidates
-        // reads 100 rows, not 900).
-        if let Some(ids) = f.ids.as_ref().filter(|ids| ids.len() > CHUNK) {
-            let mut ids: Vec<i64> = ids
-                .iter()
-                .copied()
-                .filter(|i| f.after_id.is_none_or(|a| *i > a))
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let limit = f.limit as usize;
-            let mut out = Vec::new();
-            for chunk in ids.chunks(CHUNK) {
-                let sub = CiQuery {
-                    ids: Some(chunk.to_vec()),
-                    after_id: None,
-                    limit: if limit > 0 {
-                        (limit - out.len()) as u32
-                    } else {
-                        0
-                    },
-                    ..f.clone()
-                };
-                out.extend(self.cis(&sub).await?);
-                if limit > 0 && out.len() >= limit {
-                    break;
-                }
-            }
-            return Ok(out);
-        }
-        // Only the conditions given are written: `(? IS NULL OR model = ?)` would keep the
-        // planner from the model index and from seeking to `id > after` (every page of a scan
-        // would read the table from its start).
-        let mut sql = format!("SELECT id, {CI_FIELDS} FROM cmdb_cis WHERE 1 = 1");
-        let mut n = 1;
-        if f.model.is_some() {
-            sql.push_str(&format!(" AND model = ${n}"));
-            n += 1;
-        }
-        if f.after_id.is_some() {
-            sql.push_str(&format!(" AND id > ${n}"));
-            n += 1;
-        }
-        let mut lists: Vec<Vec<String>> = Vec::new();
-        let mut id_list: Vec<i64> = Vec::new();
-        if let Some(envs) = &f.environments {
-            sql.push_str(&format!(
-                " AND environment IN ({})",
-                placeholders(n, envs.len())
-            ));
-            n += envs.len();
-            lists.push(envs.clone());
-        }
-        if let Some(names) = &f.names {
-            sql.push_str(&format!(" AND name IN ({})", placeholders(n, names.len())));
-            n += names.len();
-            lists.push(names.clone());
-        }
-        if let Some(ids) = &f.ids {
-            sql.push_str(&format!(" AND id IN ({})", placeholders(n, ids.len())));
-            id_list = ids.clone();
-        }
-        sql.push_str(" ORDER BY id");
-        if f.limit > 0 {
-            sql.push_str(&format!(" LIMIT {}", f.limit));
-        }
-        let mut q = sqlx::query(&sql);
-        if let Some(m) = &f.model {
-            q = q.bind(m.clone());
-        }
-        if let Some(a) = f.after_id {
-            q = q.bind(a);
-        }
-        for list in &lists {
-            for v in list {
-                q = q.bind(v.clone());
-            }
-        }
-        for id in id_list {
-            q = q.bind(id);
-        }
-        all(&mut *self.conn().await?, q, ci_row).await
+        self.select_cis(f, CI_FIELDS, ci_row).await
+    }
+
+    async fn ci_heads(&self, f: &CiQuery) -> Result<Vec<CiHead>> {
+        self.select_cis(f, "model, environment, name, attributes", ci_head)
+            .await
     }
 
     async fn ci_ids_by_value(

@@ -43,6 +43,17 @@ pub struct CmdbModelVersionRow {
     pub note: String,
 }
 
+/// What a search evaluates of an instance (read without the rest of its row, which a scan over
+/// thousands of candidates would decode for nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CiHead {
+    pub id: i64,
+    pub model: String,
+    pub environment: String,
+    pub name: String,
+    pub attributes: Value,
+}
+
 /// A configuration item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CiRow {
@@ -172,6 +183,8 @@ pub trait CmdbStore: Send + Sync {
     -> Result<Option<CiRow>>;
     /// By id.
     async fn cis(&self, q: &CiQuery) -> Result<Vec<CiRow>>;
+    /// The same instances as [`CmdbStore::cis`], only what a search evaluates.
+    async fn ci_heads(&self, q: &CiQuery) -> Result<Vec<CiHead>>;
     /// Ids of instances (of `model` if given) with an attribute `key` holding one of `values`
     /// (a list attribute: one of its items), ascending.
     async fn ci_ids_by_value(

@@ -24,7 +24,9 @@ use ballast_core::Problem;
 use ballast_core::audit::Outcome;
 use ballast_core::authz::{Permission, Scope, Target};
 use ballast_core::guard::{Action, ActionKind, Principal, Via};
-use ballast_store::{CiHistoryRow, CiQuery, CiRelationRow, CiRow, CmdbModelRow, RelationSide};
+use ballast_store::{
+    CiHead, CiHistoryRow, CiQuery, CiRelationRow, CiRow, CmdbModelRow, RelationSide,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -1409,10 +1411,42 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
     // Batches start at the page size and double: a page is usually filled by the first one,
     // and a selective query still scans in large steps.
     let mut batch_size = (limit as u32).clamp(100, SCAN_BATCH);
+    let Some(q) = &s.query else {
+        // No query: the rows themselves, page by page.
+        loop {
+            let batch = state
+                .store
+                .cis(&CiQuery {
+                    model: model.clone(),
+                    environments: Some(scan_envs.clone()),
+                    ids: id_list.clone(),
+                    names: names.clone(),
+                    after_id: after,
+                    limit: batch_size,
+                })
+                .await?;
+            let Some(last) = batch.last() else { break };
+            after = Some(last.id);
+            let full = batch.len() as u32 == batch_size;
+            batch_size = (batch_size * 2).min(SCAN_BATCH);
+            out.extend(
+                batch
+                    .into_iter()
+                    .filter(|c| envs.contains(&c.environment) || members.contains(&c.id)),
+            );
+            if out.len() >= limit || !full {
+                break;
+            }
+        }
+        out.truncate(limit);
+        return Ok(out);
+    };
+    // A query: candidates are read lean (what the query evaluates), the matches in full.
+    let mut matched: Vec<i64> = Vec::new();
     loop {
         let batch = state
             .store
-            .cis(&CiQuery {
+            .ci_heads(&CiQuery {
                 model: model.clone(),
                 environments: Some(scan_envs.clone()),
                 ids: id_list.clone(),
@@ -1425,44 +1459,45 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
         after = Some(last.id);
         let full = batch.len() as u32 == batch_size;
         batch_size = (batch_size * 2).min(SCAN_BATCH);
-        let batch: Vec<CiRow> = if benvs.is_empty() {
-            batch
+        let batch: Vec<CiHead> = batch
+            .into_iter()
+            .filter(|c| envs.contains(&c.environment) || members.contains(&c.id))
+            .collect();
+        let anc = if needs_ancestors {
+            let batch_ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
+            ancestors(state, &batch_ids).await?
         } else {
-            batch
-                .into_iter()
-                .filter(|c| envs.contains(&c.environment) || members.contains(&c.id))
-                .collect()
+            HashMap::new()
         };
-        match &s.query {
-            None => out.extend(batch),
-            Some(q) => {
-                let batch_ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
-                let anc = if needs_ancestors {
-                    ancestors(state, &batch_ids).await?
-                } else {
-                    HashMap::new()
-                };
-                for c in batch {
-                    let attrs = as_map(&c.attributes);
-                    let empty = Vec::new();
-                    let subject = Subject {
-                        model: &c.model,
-                        name: &c.name,
-                        environment: &c.environment,
-                        attributes: &attrs,
-                        ancestors: anc.get(&c.id).unwrap_or(&empty),
-                    };
-                    if q.matches(&subject) {
-                        out.push(c);
-                    }
-                }
+        let empty = Vec::new();
+        for c in &batch {
+            let attrs = as_map(&c.attributes);
+            let subject = Subject {
+                model: &c.model,
+                name: &c.name,
+                environment: &c.environment,
+                attributes: &attrs,
+                ancestors: anc.get(&c.id).unwrap_or(&empty),
+            };
+            if q.matches(&subject) {
+                matched.push(c.id);
             }
         }
-        if out.len() >= limit || !full {
+        if matched.len() >= limit || !full {
             break;
         }
     }
-    out.truncate(limit);
+    matched.truncate(limit);
+    if matched.is_empty() {
+        return Ok(out);
+    }
+    out = state
+        .store
+        .cis(&CiQuery {
+            ids: Some(matched),
+            ..CiQuery::default()
+        })
+        .await?;
     Ok(out)
 }
 
