@@ -82,18 +82,35 @@ fn field_text(t: Tr, e: &FieldError) -> String {
     format!("{} [{}]", t.pick(&e.message_zh, &e.message_en), e.code)
 }
 
+/// What the service checked when it refused an instance change (to list every problem).
+struct Checked<'a> {
+    model: &'a Model,
+    environment: &'a str,
+    name: &'a str,
+    attributes: &'a Map<String, Value>,
+    self_id: Option<i64>,
+}
+
 /// The errors by field for a refused instance change: every problem the service's check finds
 /// (422), else the refusal's own field.
 async fn field_errors(
     state: &AppState,
     t: Tr,
     e: &ApiError,
-    check: Option<(&Model, &str, &str, &Map<String, Value>, Option<i64>)>,
+    check: Option<Checked<'_>>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     if e.status == StatusCode::UNPROCESSABLE_ENTITY
-        && let Some((m, env, name, attrs, self_id)) = check
-        && let Ok(Err(errs)) = service::check_instance(state, m, env, name, attrs, self_id).await
+        && let Some(c) = check
+        && let Ok(Err(errs)) = service::check_instance(
+            state,
+            c.model,
+            c.environment,
+            c.name,
+            c.attributes,
+            c.self_id,
+        )
+        .await
     {
         for fe in &errs {
             out.entry(fe.field.clone())
@@ -146,13 +163,13 @@ pub(super) async fn instance_update(
             };
             let name = input.name.clone().unwrap_or_default();
             let check = match (&ci, &m) {
-                (Some(c), Some(m)) => Some((
-                    m,
-                    c.environment.as_str(),
-                    name.as_str(),
-                    &input.attributes,
-                    Some(id),
-                )),
+                (Some(c), Some(m)) => Some(Checked {
+                    model: m,
+                    environment: &c.environment,
+                    name: &name,
+                    attributes: &input.attributes,
+                    self_id: Some(id),
+                }),
                 _ => None,
             };
             let errors = field_errors(&state, t, &e, check).await;
@@ -444,14 +461,12 @@ async fn new_instance_post(
         ),
         Err(e) => {
             let m = service::model(&state, &input.model).await.ok();
-            let check = m.as_ref().map(|m| {
-                (
-                    m,
-                    input.environment.as_str(),
-                    input.name.as_str(),
-                    &input.attributes,
-                    None,
-                )
+            let check = m.as_ref().map(|m| Checked {
+                model: m,
+                environment: &input.environment,
+                name: &input.name,
+                attributes: &input.attributes,
+                self_id: None,
             });
             let errors = field_errors(&state, t, &e, check).await;
             let mut r = new_instance_view(
@@ -726,7 +741,7 @@ async fn model_view(
             note: v.note.clone(),
         })
         .collect();
-    versions.sort_by(|a, b| b.version.cmp(&a.version));
+    versions.sort_by_key(|v| std::cmp::Reverse(v.version));
     let prefix = format!("{key}@");
     let pending = state
         .store

@@ -368,12 +368,9 @@ pub async fn decide_approval(
                 );
             }
         }
-        crate::cmdb::service::MODEL_CHANGE_APPROVAL => {
-            if approve {
-                audit.push(
-                    crate::cmdb::service::apply_model_change(state, &mut tx, p, &a, now).await?,
-                );
-            }
+        // Rejected: nothing to apply (the `_` arm).
+        crate::cmdb::service::MODEL_CHANGE_APPROVAL if approve => {
+            audit.push(crate::cmdb::service::apply_model_change(state, &mut tx, p, &a, now).await?);
         }
         "run.start" => {
             let run_id: i64 = a
