@@ -1323,6 +1323,22 @@ async fn a_person_imports_hosts_sees_topology_targets_a_query_and_settles_drift(
 
     // --- The operator targets a job at the module: it runs on the module's host alone.
     sign_in(&c, &s, &mut op).await;
+    // A reader (cmdb.read only) sees no edit form, no model editor and no "new instance".
+    c.goto(&format!("{}/cmdb/instances/{host_id}", s.url))
+        .await
+        .unwrap();
+    until_text(&c, "#attributes", |t| t.contains("ip")).await;
+    for form in ["instance-form", "relation-form", "delete-form"] {
+        assert!(
+            c.find(Locator::Id(form)).await.is_err(),
+            "{form} shown to a reader"
+        );
+    }
+    c.goto(&format!("{}/cmdb/models/host", s.url))
+        .await
+        .unwrap();
+    until_text(&c, "#model-attributes", |t| t.contains("ssh_port")).await;
+    assert!(c.find(Locator::Id("model-form")).await.is_err());
     c.goto(&format!("{}/runs", s.url)).await.unwrap();
     choose(&c, "environment", "test").await;
     fill(&c, "targets", "cmdb:module = \"行情网关\"").await;
