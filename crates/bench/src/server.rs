@@ -63,6 +63,9 @@ impl Server {
             .arg(format!("127.0.0.1:{http_port}"))
             .env("BALLAST_AGENT_LISTEN", &agent_addr)
             .env("BALLAST_ENVIRONMENTS", "test")
+            // The server's own host runs commands too: `agents --output-bytes` starts a run on
+            // it beside the heavy round (a host that is not part of it).
+            .env("BALLAST_LOCAL_ENVIRONMENTS", "test")
             .env("BALLAST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

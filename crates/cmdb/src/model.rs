@@ -227,8 +227,29 @@ impl Model {
 }
 
 /// A pattern compiled to match whole values.
+///
+/// Compiled once per pattern and kept (imports and the data-quality figures validate tens of
+/// thousands of values against the same few patterns; compiling is far dearer than matching).
 pub fn anchored(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::Regex::new(&format!("^(?:{pattern})$"))
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex, PoisonError};
+    static COMPILED: LazyLock<Mutex<HashMap<String, regex::Regex>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    if let Some(re) = COMPILED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(pattern)
+    {
+        return Ok(re.clone());
+    }
+    let re = regex::Regex::new(&format!("^(?:{pattern})$"))?;
+    let mut cache = COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+    // Patterns come from model definitions: few. Bounded anyway.
+    if cache.len() >= 1024 {
+        cache.clear();
+    }
+    cache.insert(pattern.to_string(), re.clone());
+    Ok(re)
 }
 
 fn attr(key: &str, zh: &str, en: &str, ty: AttrType) -> Attribute {

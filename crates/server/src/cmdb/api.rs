@@ -114,20 +114,34 @@ fn key_mismatch(path: &str, body: &str) -> ApiError {
     ))
 }
 
+/// Saves a model. A change existing instances satisfy is applied (200). A change that would
+/// invalidate instances is not applied: an approval request is filed for a second person
+/// (`/approvals`, `POST /api/v1/approvals/{id}/decide`) and the answer is 202 with its id in
+/// `approval` and the report (changes, invalid count, examples). 409 `approval.already_pending`
+/// when the model already has a pending request.
 #[utoipa::path(put, path = "/api/v1/cmdb/models/{key}", tag = "cmdb", params(("key" = String, Path)),
     request_body(content = Object, description = "a ballast_cmdb::Model"),
-    responses((status = 200, body = ModelChangeReport), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ModelChangeReport, description = "applied (or nothing to change)"),
+        (status = 202, body = ModelChangeReport, description = "would invalidate instances: not applied, approval request `approval` filed"),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`approval.already_pending`, or the model changed meanwhile"),
+        (status = 422, body = ErrorBody)))]
 pub async fn put_model(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path(key): Path<String>,
     JsonBody(model): JsonBody<Model>,
-) -> ApiResult<Json<ModelChangeReport>> {
+) -> ApiResult<(StatusCode, Json<ModelChangeReport>)> {
     if model.key != key {
         return Err(key_mismatch(&key, &model.key));
     }
-    Ok(Json(service::save_model(&state, &caller.0, &model).await?))
+    let report = service::save_model(&state, &caller.0, &model).await?;
+    let status = if report.approval.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)))
 }
 
 #[utoipa::path(post, path = "/api/v1/cmdb/models/{key}/check", tag = "cmdb", params(("key" = String, Path)),
@@ -179,6 +193,9 @@ pub struct DryRun {
     pub dry_run: bool,
 }
 
+/// Imports a model exchange file. Each model is saved as by `PUT /api/v1/cmdb/models/{key}`:
+/// one that would invalidate instances is not applied and its report names the approval request
+/// filed for it (`approval`).
 #[utoipa::path(post, path = "/api/v1/cmdb/models-import", tag = "cmdb", params(DryRun),
     request_body(content = Object, description = "the model exchange file"),
     responses((status = 200, body = ModelImportOut), (status = 403, body = ErrorBody),

@@ -8,7 +8,9 @@
 //! - `discovery` — agents' host facts into host instances, conflicts with hand-kept values
 //!   queued for review (standard 表48);
 //! - `api` — `/api/v1/cmdb/…`;
-//! - `pages` — `/cmdb…`: search, an instance, topology, data quality with conflicts, import.
+//! - `pages` — `/cmdb…`: search, an instance, topology, data quality with conflicts, import;
+//! - `edit` — the edit pages: models (check, save or request approval), a new instance, and the
+//!   instance page's forms (change, delete, add and remove relations).
 //!
 //! Permissions: `cmdb.read` / `cmdb.write` in the instance's environment; model definitions are
 //! platform-wide (`cmdb.write` with global scope). Editing CMDB records changes no system, so the
@@ -17,6 +19,7 @@
 
 pub mod api;
 pub mod discovery;
+pub mod edit;
 pub mod import;
 pub mod pages;
 pub mod service;
@@ -67,5 +70,5 @@ pub async fn seed_builtin_models(
 }
 
 pub fn routes() -> axum::Router<crate::AppState> {
-    api::routes().merge(pages::routes())
+    api::routes().merge(pages::routes()).merge(edit::routes())
 }

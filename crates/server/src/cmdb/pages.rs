@@ -7,12 +7,14 @@
 //! Every page reads and writes through `super::service`/`super::discovery`/`super::import`, so
 //! the guard, history and audit are those of the API.
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::{Multipart, Query as Params, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ballast_cmdb::Model;
+use ballast_cmdb::{AttrType, Model, RelationKind};
 use ballast_core::authz::Permission;
 use ballast_store::{CiHistoryRow, CiRow};
 use base64::Engine as _;
@@ -32,16 +34,16 @@ use crate::ui::{Me, Page, Tr, back, html, ts};
 /// Hosts not reported on for this many days are stale on the dashboard.
 const STALE_DAYS: i64 = 7;
 
-fn refused(t: Tr, e: &ApiError) -> Response {
+pub(super) fn refused(t: Tr, e: &ApiError) -> Response {
     (e.status, t.problem(&e.problem)).into_response()
 }
 
-fn beijing(t: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn beijing(t: chrono::DateTime<chrono::Utc>) -> String {
     ts(Some(t))
 }
 
 /// A value as people read it (lists joined, text unquoted).
-fn shown(v: &Value) -> String {
+pub(super) fn shown(v: &Value) -> String {
     match v {
         Value::Null => "—".into(),
         Value::String(s) => s.clone(),
@@ -66,7 +68,10 @@ struct Hit {
 struct SearchPage {
     t: Tr,
     me: Option<Me>,
+    notice: Option<String>,
     error: Option<String>,
+    /// Environments the person may create instances in ("new instance" shown when any).
+    writable: bool,
     environments: Vec<String>,
     models: Vec<(String, String)>,
     q: String,
@@ -84,16 +89,18 @@ struct SearchForm {
     model: String,
     #[serde(default)]
     environment: String,
+    notice: Option<String>,
+    error: Option<String>,
 }
 
-fn model_names(t: Tr, models: &[Model]) -> Vec<(String, String)> {
+pub(super) fn model_names(t: Tr, models: &[Model]) -> Vec<(String, String)> {
     models
         .iter()
         .map(|m| (m.key.clone(), t.pick(&m.name_zh, &m.name_en).to_string()))
         .collect()
 }
 
-async fn all_models(state: &AppState) -> Vec<Model> {
+pub(super) async fn all_models(state: &AppState) -> Vec<Model> {
     service::models(state)
         .await
         .map(|m| m.into_values().map(|(_, m)| m).collect())
@@ -114,8 +121,12 @@ async fn search_page(
         .unwrap_or_default()
         .open_environments();
     let models = all_models(&state).await;
+    let writable = !service::environments_for(&state, p, Permission::CmdbWrite)
+        .await
+        .unwrap_or_default()
+        .is_empty();
     let searched = !f.q.trim().is_empty() || !f.model.is_empty() || !f.environment.is_empty();
-    let mut error = None;
+    let mut error = f.error.clone();
     let mut hits = Vec::new();
     if searched {
         let params = SearchParams {
@@ -138,7 +149,9 @@ async fn search_page(
         models: model_names(page.t, &models),
         t: page.t,
         me: Some(page.me()),
+        notice: f.notice,
         error,
+        writable,
         environments,
         q: f.q,
         model: f.model,
@@ -197,6 +210,9 @@ struct HistoryLine {
 struct InstancePage {
     t: Tr,
     me: Option<Me>,
+    notice: Option<String>,
+    error: Option<String>,
+    csrf: String,
     ci: CiRow,
     model_name: String,
     discovered: String,
@@ -204,6 +220,15 @@ struct InstancePage {
     relations: Vec<RelationOut>,
     conflicts: Vec<ConflictLine>,
     history: Vec<HistoryLine>,
+    /// The person may change this instance (`cmdb.write` in its environment).
+    can_write: bool,
+    /// The edit form: the name, each attribute's input, errors next to their field.
+    name_value: String,
+    name_error: String,
+    fields: Vec<FieldInput>,
+    /// Relation kinds (key, label) and models (key, label) for the add-relation form.
+    kinds: Vec<(String, String)>,
+    models: Vec<(String, String)>,
 }
 
 fn history_line(h: &CiHistoryRow) -> HistoryLine {
@@ -217,13 +242,30 @@ fn history_line(h: &CiHistoryRow) -> HistoryLine {
     }
 }
 
-async fn instance_page(State(state): State<AppState>, page: Page, Id(id): Id) -> Response {
-    let ci = match service::load(&state, id).await {
+async fn instance_page(
+    State(state): State<AppState>,
+    page: Page,
+    Id(id): Id,
+    Params(flash): Params<Flash>,
+) -> Response {
+    instance_view(&state, &page, id, flash, None).await
+}
+
+/// The instance page; `form` carries what was posted and the errors by field when a change was
+/// refused (shown in place of the stored values).
+pub(super) async fn instance_view(
+    state: &AppState,
+    page: &Page,
+    id: i64,
+    flash: Flash,
+    form: Option<FormState>,
+) -> Response {
+    let ci = match service::load(state, id).await {
         Ok(c) => c,
         Err(e) => return refused(page.t, &e),
     };
     if let Err(e) = service::authorize_ci(
-        &state,
+        state,
         page.principal(),
         Permission::CmdbRead,
         "cmdb.ci.read",
@@ -233,7 +275,7 @@ async fn instance_page(State(state): State<AppState>, page: Page, Id(id): Id) ->
     {
         return refused(page.t, &e);
     }
-    let m = match service::model(&state, &ci.model).await {
+    let m = match service::model(state, &ci.model).await {
         Ok(m) => m,
         Err(e) => return refused(page.t, &e),
     };
@@ -252,11 +294,11 @@ async fn instance_page(State(state): State<AppState>, page: Page, Id(id): Id) ->
                 .to_string(),
         })
         .collect();
-    let relations = match relations_out(&state, id).await {
+    let relations = match relations_out(state, id).await {
         Ok((_, r)) => r,
         Err(e) => return refused(page.t, &e),
     };
-    let conflicts = discovery::conflicts(&state, std::slice::from_ref(&ci.environment), None)
+    let conflicts = discovery::conflicts(state, std::slice::from_ref(&ci.environment), None)
         .await
         .unwrap_or_default()
         .iter()
@@ -272,17 +314,157 @@ async fn instance_page(State(state): State<AppState>, page: Page, Id(id): Id) ->
         .map(history_line)
         .collect();
     history.reverse();
+    let can_write = service::may_write(state, page.principal(), &ci)
+        .await
+        .unwrap_or(false);
+    let form = form.unwrap_or_else(|| FormState::of(&ci));
+    let models = model_names(page.t, &all_models(state).await);
+    let me = page.me();
     html(InstancePage {
         model_name: page.t.pick(&m.name_zh, &m.name_en).to_string(),
         discovered: ci.discovered_at.map(beijing).unwrap_or_default(),
         t: page.t,
-        me: Some(page.me()),
+        csrf: me.csrf.clone(),
+        me: Some(me),
+        notice: flash.notice,
+        error: flash.error,
+        name_error: form.errors.get("name").cloned().unwrap_or_default(),
+        fields: form_fields(page.t, &m, &form),
+        name_value: form.name,
         ci,
         attrs,
         relations,
         conflicts,
         history,
+        can_write,
+        kinds: relation_kinds(page.t),
+        models,
     })
+}
+
+// ---------------------------------------------------------------- instance forms
+
+/// What an instance form holds: the name, attribute values as typed (by key) and the errors by
+/// field.
+#[derive(Default)]
+pub(super) struct FormState {
+    pub name: String,
+    pub values: BTreeMap<String, String>,
+    pub errors: BTreeMap<String, String>,
+}
+
+impl FormState {
+    /// The stored instance, as the form shows it.
+    fn of(ci: &CiRow) -> FormState {
+        FormState {
+            name: ci.name.clone(),
+            values: service::as_map(&ci.attributes)
+                .iter()
+                .map(|(k, v)| (k.clone(), input_text(v)))
+                .collect(),
+            errors: BTreeMap::new(),
+        }
+    }
+}
+
+/// A stored value as an input holds it (a list as `a, b`, a boolean as `true`/`false`).
+fn input_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(input_text).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// One choice of a `<select>`.
+pub(super) struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// One attribute's input in an instance form: a select for enums and booleans, a date input for
+/// dates, text otherwise; its error (if any) is shown next to it.
+pub(super) struct FieldInput {
+    pub key: String,
+    /// The input's name and id: `attr_KEY`.
+    pub input: String,
+    pub label: String,
+    /// `select`, `date` or `text`.
+    pub kind: &'static str,
+    pub value: String,
+    pub options: Vec<Choice>,
+    pub required: bool,
+    /// The type, and the pattern or referenced model when there is one.
+    pub hint: String,
+    pub error: String,
+}
+
+pub(super) fn form_fields(t: Tr, m: &Model, form: &FormState) -> Vec<FieldInput> {
+    m.attributes
+        .iter()
+        .map(|a| {
+            let value = form.values.get(&a.key).cloned().unwrap_or_default();
+            let choose = |opts: Vec<(String, String)>| -> Vec<Choice> {
+                opts.into_iter()
+                    .map(|(v, l)| Choice {
+                        selected: v == value,
+                        value: v,
+                        label: l,
+                    })
+                    .collect()
+            };
+            let (kind, options) = match &a.ty {
+                AttrType::Enum { values } => (
+                    "select",
+                    choose(values.iter().map(|v| (v.clone(), v.clone())).collect()),
+                ),
+                AttrType::Boolean => (
+                    "select",
+                    choose(vec![
+                        ("true".into(), t.pick("是", "yes").to_string()),
+                        ("false".into(), t.pick("否", "no").to_string()),
+                    ]),
+                ),
+                AttrType::Date => ("date", Vec::new()),
+                _ => ("text", Vec::new()),
+            };
+            let type_name = t.pick(a.ty.name_zh(), a.ty.key()).to_string();
+            let hint = match (&a.ty, &a.pattern) {
+                (AttrType::Reference { model }, _) => format!("{type_name} → {model}"),
+                (AttrType::List, _) => format!(
+                    "{type_name}{}",
+                    t.pick("（逗号分隔）", " (comma-separated)")
+                ),
+                (_, Some(p)) => format!("{type_name} /{p}/"),
+                _ => type_name,
+            };
+            FieldInput {
+                key: a.key.clone(),
+                input: format!("attr_{}", a.key),
+                label: t.pick(&a.name_zh, &a.name_en).to_string(),
+                kind,
+                value,
+                options,
+                required: a.required,
+                hint,
+                error: form.errors.get(&a.key).cloned().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+pub(super) fn relation_kinds(t: Tr) -> Vec<(String, String)> {
+    RelationKind::ALL
+        .iter()
+        .map(|k| {
+            (
+                k.key().to_string(),
+                format!("{} ({})", t.pick(k.name_zh(), k.key()), k.key()),
+            )
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------- topology
@@ -428,9 +610,9 @@ struct QualityPage {
 }
 
 #[derive(Deserialize, Default)]
-struct Flash {
-    notice: Option<String>,
-    error: Option<String>,
+pub(super) struct Flash {
+    pub notice: Option<String>,
+    pub error: Option<String>,
 }
 
 async fn quality_page(
@@ -792,7 +974,10 @@ async fn import_post(State(state): State<AppState>, page: Page, mp: Multipart) -
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/cmdb", get(search_page))
-        .route("/cmdb/instances/{id}", get(instance_page))
+        .route(
+            "/cmdb/instances/{id}",
+            get(instance_page).post(super::edit::instance_update),
+        )
         .route("/cmdb/topology", get(topology_page))
         .route("/cmdb/quality", get(quality_page))
         .route("/cmdb/conflicts/{id}", post(decide_conflict))

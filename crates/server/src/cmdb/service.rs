@@ -133,6 +133,10 @@ pub struct ModelChangeReport {
     pub invalid_instances: u64,
     /// Up to 20 of their problems: `environment/name: problem`.
     pub examples: Vec<String>,
+    /// Set when the change would invalidate instances: it was not applied, and this approval
+    /// request waits for a second person (`/approvals`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<i64>,
 }
 
 /// Checks a new definition of a model against the current one and existing data.
@@ -155,6 +159,7 @@ pub async fn plan_model_change(state: &AppState, m: &Model) -> ApiResult<ModelCh
         may_invalidate: diff.may_invalidate,
         invalid_instances: 0,
         examples: Vec::new(),
+        approval: None,
     };
     if current.is_some() && diff.may_invalidate {
         let mut after = None;
@@ -203,8 +208,17 @@ pub async fn plan_model_change(state: &AppState, m: &Model) -> ApiResult<ModelCh
     Ok(report)
 }
 
-/// Creates or changes a model (a new version). A change existing instances would not satisfy is
-/// refused (`cmdb.model_change_invalidates`, 409) — approval of such changes is not built yet.
+/// The approval kind a model change that would invalidate instances files.
+pub const MODEL_CHANGE_APPROVAL: &str = "cmdb.model.change";
+
+/// Creates or changes a model (a new version). A change that existing instances satisfy applies
+/// at once. A change that would invalidate instances is **not applied**: it files a pending
+/// approval request (kind [`MODEL_CHANGE_APPROVAL`], object `cmdb_model` `KEY@NEXTVERSION`, the
+/// proposed definition, the change list, the invalid count and examples as payload), audited
+/// `cmdb.model.change.request`, and the report carries its id in `approval`. A second request
+/// for a model that already has one pending is refused (`approval.already_pending`, 409). A
+/// second person decides through `exec::service::decide_approval`, which calls
+/// [`apply_model_change`].
 pub async fn save_model(
     state: &AppState,
     p: &Principal,
@@ -217,23 +231,7 @@ pub async fn save_model(
         Target::global(),
     );
     crate::service::authorize(state, p, &action).await?;
-    let report = plan_model_change(state, m).await?;
-    if report.invalid_instances > 0 {
-        return Err(conflict(
-            "cmdb.model_change_invalidates",
-            "attributes",
-            format!(
-                "此变更会使 {} 个现有实例不再有效（例如 {}）；需先修正数据",
-                report.invalid_instances,
-                report.examples.first().cloned().unwrap_or_default()
-            ),
-            format!(
-                "this change would invalidate {} existing instances (e.g. {}); fix the data first",
-                report.invalid_instances,
-                report.examples.first().cloned().unwrap_or_default()
-            ),
-        ));
-    }
+    let mut report = plan_model_change(state, m).await?;
     let current = state.store.cmdb_model(&m.key).await?;
     if report.version > 1 && report.changes.is_empty() {
         return Ok(report);
@@ -241,23 +239,222 @@ pub async fn save_model(
     let now = state.clock.now();
     let mut def = m.clone();
     def.builtin = current.as_ref().is_some_and(|c| c.builtin);
+    if report.invalid_instances > 0 {
+        report.approval = Some(request_model_change(state, p, &def, &report, now).await?);
+        return Ok(report);
+    }
+    let mut tx = state.store.begin().await?;
+    let d = write_model_version(
+        &mut tx,
+        p,
+        &def,
+        report.version,
+        &report.changes_en,
+        current.map(|c| c.definition),
+        None,
+        now,
+    )
+    .await?;
+    tx.commit(vec![d], now).await?;
+    Ok(report)
+}
+
+/// Writes version `version` of a model and returns its audit record (`cmdb.model.save`, with
+/// the approval that allowed it, if any).
+#[allow(clippy::too_many_arguments)]
+async fn write_model_version(
+    tx: &mut Box<dyn ballast_store::Tx>,
+    p: &Principal,
+    def: &Model,
+    version: i64,
+    changes_en: &[String],
+    before: Option<Value>,
+    approval: Option<i64>,
+    now: DateTime<Utc>,
+) -> ApiResult<ballast_core::audit::AuditDraft> {
     let row = CmdbModelRow {
-        key: m.key.clone(),
-        version: report.version,
-        definition: serde_json::to_value(&def).unwrap_or(Value::Null),
+        key: def.key.clone(),
+        version,
+        definition: serde_json::to_value(def).unwrap_or(Value::Null),
         builtin: def.builtin,
         updated_by: p.user.username.clone(),
         updated_at: now,
     };
+    tx.save_cmdb_model(&row, &changes_en.join("; ")).await?;
+    let mut after =
+        json!({"version": version, "definition": row.definition, "changes": changes_en});
+    if let Some(id) = approval {
+        after["approval"] = json!(id);
+    }
+    Ok(draft(p, "cmdb.model.save", "cmdb_model", Outcome::Success)
+        .object(&def.key)
+        .before(before.unwrap_or(Value::Null))
+        .after(after))
+}
+
+/// Files the approval request for a change that would invalidate instances; returns its id.
+async fn request_model_change(
+    state: &AppState,
+    p: &Principal,
+    def: &Model,
+    report: &ModelChangeReport,
+    now: DateTime<Utc>,
+) -> ApiResult<i64> {
+    let object = format!("{}@{}", def.key, report.version);
+    let prefix = format!("{}@", def.key);
+    let mut pending = state
+        .store
+        .approval_for(MODEL_CHANGE_APPROVAL, "cmdb_model", &object)
+        .await?
+        .filter(|a| a.state == "pending");
+    if pending.is_none() {
+        // A request based on an older version of the model is still one pending for it.
+        pending = state
+            .store
+            .approvals(Some("pending"), 1000)
+            .await?
+            .into_iter()
+            .find(|a| {
+                a.kind == MODEL_CHANGE_APPROVAL
+                    && a.object_type == "cmdb_model"
+                    && a.object_id.starts_with(&prefix)
+            });
+    }
+    if let Some(a) = pending {
+        return Err(conflict(
+            "approval.already_pending",
+            "key",
+            format!("模型 {} 已有待审批的变更申请 #{}", def.key, a.id),
+            format!(
+                "model {} already has a pending change request #{}",
+                def.key, a.id
+            ),
+        ));
+    }
+    let definition = serde_json::to_value(def).unwrap_or(Value::Null);
     let mut tx = state.store.begin().await?;
-    tx.save_cmdb_model(&row, &report.changes_en.join("; "))
+    let id = tx
+        .insert_approval(&ballast_store::ApprovalRow {
+            id: 0,
+            kind: MODEL_CHANGE_APPROVAL.into(),
+            object_type: "cmdb_model".into(),
+            object_id: object.clone(),
+            environment: None,
+            requested_by: p.user.username.clone(),
+            requested_at: now,
+            reason: format!(
+                "{} ({} invalid instances)",
+                report.changes_en.join("; "),
+                report.invalid_instances
+            ),
+            payload: json!({
+                "key": def.key,
+                "base_version": report.version - 1,
+                "version": report.version,
+                "definition": definition,
+                "changes": report.changes,
+                "changes_zh": report.changes_zh,
+                "changes_en": report.changes_en,
+                "invalid_instances": report.invalid_instances,
+                "examples": report.examples,
+            }),
+            state: "pending".into(),
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+        })
         .await?;
-    let d = draft(p, "cmdb.model.save", "cmdb_model", Outcome::Success)
-        .object(&m.key)
-        .before(current.map_or(Value::Null, |c| c.definition))
-        .after(json!({"version": report.version, "definition": row.definition, "changes": report.changes_en}));
+    let d = draft(
+        p,
+        "cmdb.model.change.request",
+        "cmdb_model",
+        Outcome::Success,
+    )
+    .object(&object)
+    .after(json!({
+        "approval": id,
+        "changes": report.changes_en,
+        "invalid_instances": report.invalid_instances,
+        "examples": report.examples,
+    }));
     tx.commit(vec![d], now).await?;
-    Ok(report)
+    Ok(id)
+}
+
+/// Applies an approved model change request inside the decision's transaction: the stored model
+/// must still be at the version the request was based on (else `cmdb.model_changed`, 409, and
+/// nothing is applied) and the definition must still be valid; then the new version is written.
+/// Returns the `cmdb.model.save` audit record (naming the approval).
+pub(crate) async fn apply_model_change(
+    state: &AppState,
+    tx: &mut Box<dyn ballast_store::Tx>,
+    p: &Principal,
+    a: &ballast_store::ApprovalRow,
+    now: DateTime<Utc>,
+) -> ApiResult<ballast_core::audit::AuditDraft> {
+    let (key, version) = a
+        .object_id
+        .rsplit_once('@')
+        .and_then(|(k, v)| v.parse::<i64>().ok().map(|v| (k.to_string(), v)))
+        .ok_or_else(|| ApiError::not_found(&a.object_id))?;
+    let mut def: Model = serde_json::from_value(a.payload["definition"].clone()).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Problem::new(
+                "cmdb.model_corrupt",
+                format!("审批 #{} 中的模型定义已损坏：{e}", a.id),
+                format!("the model definition in approval #{} is corrupt: {e}", a.id),
+            ),
+        )
+    })?;
+    if def.key != key {
+        return Err(key_differs(&key, &def.key));
+    }
+    let all = models(state).await?;
+    let Some((row, old)) = all.get(&key) else {
+        return Err(unknown_model(&key));
+    };
+    if row.version != version - 1 {
+        return Err(conflict(
+            "cmdb.model_changed",
+            "version",
+            format!(
+                "模型 {key} 在申请后已变更（申请基于第 {} 版，现为第 {} 版）；未做任何更改，请驳回后重新申请",
+                version - 1,
+                row.version
+            ),
+            format!(
+                "model {key} changed since the request (it was based on version {}, it is now at version {}); nothing was applied: reject it and ask again",
+                version - 1,
+                row.version
+            ),
+        ));
+    }
+    let known: BTreeSet<String> = all.keys().cloned().collect();
+    def.check(&known).map_err(|e| invalid(&e))?;
+    def.builtin = row.builtin;
+    let diff = diff_models(old, &def);
+    let changes_en: Vec<String> = diff.changes.iter().map(|c| c.describe_en()).collect();
+    write_model_version(
+        tx,
+        p,
+        &def,
+        version,
+        &changes_en,
+        Some(row.definition.clone()),
+        Some(a.id),
+        now,
+    )
+    .await
+}
+
+fn key_differs(path: &str, body: &str) -> ApiError {
+    bad(
+        "cmdb.model_key_mismatch",
+        "key",
+        format!("申请中的模型 {path} 与定义中的 {body} 不一致"),
+        format!("the request names model {path} but its definition defines {body}"),
+    )
 }
 
 // ---------------------------------------------------------------- visibility
@@ -418,6 +615,20 @@ pub async fn businesses_of(state: &AppState, ci: &CiRow) -> ApiResult<Vec<String
         .collect();
     out.dedup();
     Ok(out)
+}
+
+/// Whether `p` holds `cmdb.write` for the instance (its environment, or a business it belongs
+/// to) — for showing edit forms; the guard decides when they are used.
+pub async fn may_write(state: &AppState, p: &Principal, ci: &CiRow) -> ApiResult<bool> {
+    let r = reach(state, p, Permission::CmdbWrite).await?;
+    if r.environments.contains(&ci.environment) {
+        return Ok(true);
+    }
+    if !r.business_environments.contains(&ci.environment) {
+        return Ok(false);
+    }
+    let mine = businesses_of(state, ci).await?;
+    Ok(mine.iter().any(|b| r.businesses.contains(b)))
 }
 
 /// Runs the guard for reading or changing one instance. The target is its environment and the
@@ -1750,8 +1961,12 @@ pub struct Quality {
     pub instances: u64,
     /// Share of (instance, attribute) pairs filled, over the model's attributes (0–1).
     pub completeness: f64,
-    /// Instances missing a required attribute (possible after a model change).
+    /// Instances missing a required attribute (possible after an approved model change).
     pub missing_required: u64,
+    /// Instances the model's current definition rejects (a required attribute missing, a value
+    /// of the wrong type, outside its enum or not matching its pattern: possible after an
+    /// approved model change).
+    pub invalid: u64,
     /// Hosts: instances discovery reported on within the freshness window, and those not.
     pub discovered_fresh: u64,
     pub stale: u64,
@@ -1784,6 +1999,7 @@ pub async fn quality(
                 instances: 0,
                 completeness: 1.0,
                 missing_required: 0,
+                invalid: 0,
                 discovered_fresh: 0,
                 stale: 0,
                 open_conflicts: 0,
@@ -1824,6 +2040,9 @@ pub async fn quality(
                     }
                     if missing {
                         q.missing_required += 1;
+                    }
+                    if missing || validate_attributes(m, &attrs).is_err() {
+                        q.invalid += 1;
                     }
                     if key == "host" {
                         match c.discovered_at {

@@ -371,6 +371,11 @@ fn approval_link(a: &ballast_store::ApprovalRow) -> String {
             .map(|(n, v)| format!("/scripts/{n}?v={v}"))
             .unwrap_or_default(),
         "run.start" => format!("/runs/{}", a.object_id),
+        crate::cmdb::service::MODEL_CHANGE_APPROVAL => a
+            .object_id
+            .split_once('@')
+            .map(|(k, _)| format!("/cmdb/models/{k}"))
+            .unwrap_or_default(),
         "step.approval" => a
             .object_id
             .split_once(':')

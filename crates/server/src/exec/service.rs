@@ -293,7 +293,9 @@ pub async fn set_script_state(
 // ------------------------------------------------------------------ approvals
 
 /// Approves or rejects a pending request. Whoever asked (and, for a script version, whoever wrote
-/// it) cannot approve it.
+/// it) cannot approve it. An approved CMDB model change is applied in the same transaction
+/// (`cmdb::service::apply_model_change`: refused with nothing applied if the model changed since
+/// the request).
 pub async fn decide_approval(
     state: &AppState,
     p: &Principal,
@@ -365,6 +367,10 @@ pub async fn decide_approval(
                         .after(serde_json::json!({"state": "online", "approval": id})),
                 );
             }
+        }
+        // Rejected: nothing to apply (the `_` arm).
+        crate::cmdb::service::MODEL_CHANGE_APPROVAL if approve => {
+            audit.push(crate::cmdb::service::apply_model_change(state, &mut tx, p, &a, now).await?);
         }
         "run.start" => {
             let run_id: i64 = a

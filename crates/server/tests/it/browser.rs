@@ -1018,7 +1018,9 @@ async fn operator_and_operations(s: &TestServer) -> [Person; 2] {
 
 /// Issue 7, "Done when": a person imports a host spreadsheet (a renamed column is reported by row
 /// and column first), sees the business topology, targets a job at `module = "行情网关"`, sees the
-/// drift discovery reports and settles it, and reads the data-quality dashboard.
+/// drift discovery reports and settles it, and reads the data-quality dashboard; creates, edits
+/// (a bad value refused next to its field), relates and deletes an instance from the pages, and
+/// edits a model whose change would invalidate instances, which files an approval request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_imports_hosts_sees_topology_targets_a_query_and_settles_drift() {
     let s = TestServer::start().await;
@@ -1157,10 +1159,11 @@ async fn a_person_imports_hosts_sees_topology_targets_a_query_and_settles_drift(
     );
     let row = text(&c, "#quality-host-test").await;
     let cells: Vec<&str> = row.split_whitespace().collect();
-    // model, environment, instances, completeness, missing, fresh, stale, conflicts, consistency
+    // model, environment, instances, completeness, missing, invalid, fresh, stale, conflicts,
+    // consistency
     assert_eq!(&cells[..3], ["host", "test", "2"], "{row}");
     assert_eq!(
-        (cells[5], cells[6], cells[7]),
+        (cells[6], cells[7], cells[8]),
         ("1", "1", "1"),
         "fresh, stale, conflicts: {row}"
     );
@@ -1189,10 +1192,153 @@ async fn a_person_imports_hosts_sees_topology_targets_a_query_and_settles_drift(
     click(&c, "search").await;
     let err = until_text(&c, "#error", |t| !t.is_empty()).await;
     assert!(err.contains("列"), "the column is named: {err}");
+
+    // --- Edit pages: a new host from the page, an attribute changed (history via ui), a bad
+    // value refused next to its field, a relation added, refused by cardinality and removed,
+    // the instance deleted.
+    click(&c, "new-instance").await;
+    until_path(&c, |x| x == "/cmdb/instances/new").await;
+    choose(&c, "new-model", "host").await;
+    choose(&c, "new-environment", "test").await;
+    click(&c, "new-choose").await;
+    until_text(&c, "#instance-form h2", |t| t.contains("test")).await;
+    fill(&c, "name", "web-7").await;
+    fill(&c, "attr_ip", "10.20.0.77").await;
+    fill(&c, "attr_owner", "王五").await;
+    click(&c, "instance-create").await;
+    until_text(&c, "#notice", |t| t.contains("已新建")).await;
+    let web = path(&c).await;
+    assert!(web.starts_with("/cmdb/instances/"), "{web}");
+    fill(&c, "attr_owner", "赵六").await;
+    click(&c, "instance-save").await;
+    until_text(&c, "#notice", |t| t.contains("已保存")).await;
+    let history = text(&c, "#history tbody tr").await;
+    assert!(
+        history.contains("update") && history.contains("ui") && history.contains("赵六"),
+        "{history}"
+    );
+    fill(&c, "attr_ssh_port", "twenty-two").await;
+    click(&c, "instance-save").await;
+    let field = until_text(&c, "#err-ssh_port", |t| !t.is_empty()).await;
+    assert!(field.contains("cmdb."), "{field}");
+    assert_eq!(
+        c.find(Locator::Id("attr_ssh_port"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("twenty-two"),
+        "the value typed is kept"
+    );
+    // runs_on: at most one host.
+    choose(&c, "rel-kind", "runs_on").await;
+    choose(&c, "rel-model", "host").await;
+    fill(&c, "rel-name", "db-9").await;
+    click(&c, "relation-add").await;
+    until_text(&c, "#notice", |t| t.contains("已添加关系")).await;
+    assert!(text(&c, "#relations").await.contains("db-9"));
+    choose(&c, "rel-kind", "runs_on").await;
+    choose(&c, "rel-model", "host").await;
+    fill(&c, "rel-name", &host).await;
+    click(&c, "relation-add").await;
+    let err = until_text(&c, "#error", |t| !t.is_empty()).await;
+    assert!(err.contains("cmdb.relation_cardinality"), "{err}");
+    c.find(Locator::Css("#relations button[id^='relation-remove-']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&c, "#notice", |t| t.contains("已删除关系")).await;
+    assert!(!text(&c, "#relations").await.contains("db-9"));
+    fill(&c, "confirm", "web-7").await;
+    click(&c, "instance-delete").await;
+    until_text(&c, "#notice", |t| {
+        t.contains("已删除") && t.contains("web-7")
+    })
+    .await;
+    assert_eq!(path(&c).await, "/cmdb");
+
+    // --- A model edited through its page: a JSON error names line and column; "check" counts
+    // the instances a new required attribute would invalidate; "save" files an approval.
+    click(&c, "tab-models").await;
+    until_path(&c, |x| x == "/cmdb/models").await;
+    c.find(Locator::Css("#model-host a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_path(&c, |x| x == "/cmdb/models/host").await;
+    until_text(&c, "#model-attributes", |t| t.contains("ssh_port")).await;
+    let definition: String = c
+        .execute(
+            "return document.getElementById('definition').value;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    let set_definition = |text: String| {
+        let c = c.clone();
+        async move {
+            c.execute(
+                "document.getElementById('definition').value = arguments[0];",
+                vec![serde_json::Value::String(text)],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    set_definition("{\"key\": \"host\",\n  oops}".into()).await;
+    click(&c, "model-check").await;
+    let err = until_text(&c, "#error", |t| !t.is_empty()).await;
+    assert!(err.contains("第 2 行"), "{err}");
+    let mut model: serde_json::Value = serde_json::from_str(&definition).unwrap();
+    model["attributes"].as_array_mut().unwrap().push(serde_json::json!(
+        {"key": "idc_zone", "name_zh": "机房区域", "name_en": "Zone", "type": "enum", "values": ["a", "b"], "required": true}));
+    let changed = serde_json::to_string_pretty(&model).unwrap();
+    set_definition(changed.clone()).await;
+    click(&c, "model-check").await;
+    let report = until_text(&c, "#model-report-summary", |t| !t.is_empty()).await;
+    assert!(report.contains("将使 2 "), "{report}");
+    set_definition(changed).await;
+    click(&c, "model-save").await;
+    let notice = until_text(&c, "#notice", |t| t.contains("已提交审批")).await;
+    assert!(notice.contains('#'), "{notice}");
+    assert_eq!(text(&c, "#model-version").await, "1", "not applied");
+    assert!(text(&c, "#model-pending").await.contains("host@2"));
+    shot("cmdb-model-approval").await;
+    c.goto(&format!("{}/approvals", s.url)).await.unwrap();
+    let pending = text(&c, "#pending").await;
+    assert!(
+        pending.contains("cmdb.model.change") && pending.contains("host@2"),
+        "{pending}"
+    );
     sign_out(&c).await;
 
     // --- The operator targets a job at the module: it runs on the module's host alone.
     sign_in(&c, &s, &mut op).await;
+    // A reader (cmdb.read only) sees no edit form, no model editor and no "new instance".
+    c.goto(&format!("{}/cmdb/instances/{host_id}", s.url))
+        .await
+        .unwrap();
+    until_text(&c, "#attributes", |t| t.contains("ip")).await;
+    for form in ["instance-form", "relation-form", "delete-form"] {
+        assert!(
+            c.find(Locator::Id(form)).await.is_err(),
+            "{form} shown to a reader"
+        );
+    }
+    c.goto(&format!("{}/cmdb/models/host", s.url))
+        .await
+        .unwrap();
+    until_text(&c, "#model-attributes", |t| t.contains("ssh_port")).await;
+    assert!(c.find(Locator::Id("model-form")).await.is_err());
     c.goto(&format!("{}/runs", s.url)).await.unwrap();
     choose(&c, "environment", "test").await;
     fill(&c, "targets", "cmdb:module = \"行情网关\"").await;

@@ -2,7 +2,7 @@
 //! the business topology, queries (attributes and topology paths), impact and dependencies,
 //! history and as-of views, environment permissions, CSV/XLSX import (dry run, idempotent
 //! re-import, atomic failure, renamed columns) and export, model changes that would invalidate
-//! data, data quality.
+//! data (a second person's approval, stale requests refused), data quality.
 
 use ballast_core::clock::Clock;
 use serde_json::{Value, json};
@@ -662,7 +662,7 @@ async fn permissions_follow_business_systems() {
 }
 
 #[tokio::test]
-async fn model_changes_are_versioned_and_invalidating_ones_refused() {
+async fn model_changes_are_versioned_and_invalidating_ones_need_approval() {
     let s = TestServer::start().await;
     let (w, _ids) = topology(&s).await;
     let (_, m) = get(&s, &w, "/api/v1/cmdb/models/host").await;
@@ -682,23 +682,167 @@ async fn model_changes_are_versioned_and_invalidating_ones_refused() {
         "{v}"
     );
     let (st, v) = put(&s, &w, "/api/v1/cmdb/models/host", model.clone()).await;
+    // Not applied: a pending approval request instead.
+    assert_eq!(st, 202, "{v}");
+    assert_eq!(v["invalid_instances"], 4, "{v}");
+    let request = v["approval"].as_i64().expect("an approval id");
+    let (_, m) = get(&s, &w, "/api/v1/cmdb/models/host").await;
+    assert_eq!(m["version"], 1, "not applied");
+    let (st, v) = put(&s, &w, "/api/v1/cmdb/models/host", model.clone()).await;
     assert_eq!(
         (st, v["code"].as_str()),
-        (409, Some("cmdb.model_change_invalidates")),
+        (409, Some("approval.already_pending")),
         "{v}"
     );
-    // Optional: fine, a new version.
-    model["attributes"]
-        .as_array_mut()
+    let (_, pending) = get(&s, &w, "/api/v1/approvals?state=pending").await;
+    let a = pending
+        .as_array()
         .unwrap()
-        .last_mut()
-        .unwrap()["required"] = json!(false);
-    let (st, v) = put(&s, &w, "/api/v1/cmdb/models/host", model.clone()).await;
+        .iter()
+        .find(|a| a["id"] == request)
+        .unwrap_or_else(|| panic!("{pending}"));
+    assert_eq!(
+        (&a["kind"], &a["object_type"], &a["object_id"]),
+        (
+            &json!("cmdb.model.change"),
+            &json!("cmdb_model"),
+            &json!("host@2")
+        )
+    );
+    assert_eq!(a["payload"]["invalid_instances"], 4);
+    assert_eq!(a["payload"]["examples"].as_array().unwrap().len(), 4);
+    assert!(
+        a["payload"]["definition"]["attributes"]
+            .to_string()
+            .contains("idc_zone")
+    );
+    // The requester cannot approve it (separation of duties).
+    let decide = |token: String, id: i64, approve: bool| {
+        let s = &s;
+        async move {
+            post(
+                s,
+                &token,
+                &format!("/api/v1/approvals/{id}/decide"),
+                json!({"approve": approve, "comment": "checked"}),
+            )
+            .await
+        }
+    };
+    let (st, v) = decide(w.clone(), request, true).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (403, Some("sod.self_approval")),
+        "{v}"
+    );
+    let (_, m) = get(&s, &w, "/api/v1/cmdb/models/host").await;
+    assert_eq!(m["version"], 1, "still not applied");
+    // A second person approves: the model moves to version 2.
+    let w2 = s
+        .user_token("cmdb-approver", &[("platform_operations", "global")])
+        .await;
+    let (st, v) = decide(w2.clone(), request, true).await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v["version"], 2);
     let (_, m) = get(&s, &w, "/api/v1/cmdb/models/host").await;
     assert_eq!(m["version"], 2);
-    assert_eq!(m["versions"].as_array().unwrap().len(), 2);
+    assert!(m["model"]["attributes"].to_string().contains("idc_zone"));
+    // The invalid instances show in the data-quality figures.
+    let (_, q) = get(&s, &w, "/api/v1/cmdb/quality").await;
+    let host = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["model"] == "host" && q["environment"] == "prod")
+        .unwrap();
+    assert_eq!(
+        (&host["missing_required"], &host["invalid"]),
+        (&json!(3), &json!(3)),
+        "{host}"
+    );
+    // A request overtaken by another change is refused on approval, nothing applied.
+    let mut stale = m["model"].clone();
+    stale["attributes"].as_array_mut().unwrap().push(json!(
+        {"key": "row", "name_zh": "机柜排", "name_en": "Row", "type": "string", "required": true}));
+    let (st, v) = put(&s, &w, "/api/v1/cmdb/models/host", stale.clone()).await;
+    assert_eq!(st, 202, "{v}");
+    let second = v["approval"].as_i64().unwrap();
+    let mut meanwhile = m["model"].clone();
+    meanwhile["attributes"].as_array_mut().unwrap().push(json!(
+        {"key": "note", "name_zh": "备注", "name_en": "Note", "type": "string"}));
+    let (st, v) = put(&s, &w, "/api/v1/cmdb/models/host", meanwhile).await;
+    assert_eq!((st, v["version"].as_i64()), (200, Some(3)), "{v}");
+    let (st, v) = decide(w2.clone(), second, true).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (409, Some("cmdb.model_changed")),
+        "{v}"
+    );
+    let (_, m) = get(&s, &w, "/api/v1/cmdb/models/host").await;
+    assert_eq!(m["version"], 3);
+    assert!(!m["model"]["attributes"].to_string().contains("\"row\""));
+    // Rejection applies nothing.
+    let (st, v) = decide(w2.clone(), second, false).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, m) = get(&s, &w, "/api/v1/cmdb/models/host").await;
+    assert_eq!(m["version"], 3);
+    let (_, a) = get(&s, &w, "/api/v1/approvals?state=rejected").await;
+    assert!(
+        a.as_array().unwrap().iter().any(|a| a["id"] == second),
+        "{a}"
+    );
+    // The models import files the same request per model.
+    let file = json!({"format": "ballast-cmdb-models", "format_version": 1,
+        "models": [{"version": 4, "model": stale}]});
+    let r = s
+        .client()
+        .post(format!("{}/api/v1/cmdb/models-import", s.url))
+        .bearer_auth(&w)
+        .body(file.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["models"][0]["approval"].as_i64().is_some(), "{v}");
+    let (_, m) = get(&s, &w, "/api/v1/cmdb/models/host").await;
+    assert_eq!(m["version"], 3);
+    // Audited: the request, the refused self-approval, the save naming its approval.
+    let records: Vec<ballast_core::audit::AuditDraft> = s
+        .state
+        .store
+        .audit_range(0, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.parsed())
+        .map(|c| c.draft)
+        .collect();
+    let has = |action: &str, outcome: &str| {
+        records
+            .iter()
+            .filter(|d| d.action == action && d.outcome.key() == outcome)
+            .count()
+    };
+    assert_eq!(has("cmdb.model.change.request", "success"), 3);
+    assert!(has("approval.decide", "denied") >= 1);
+    assert!(records.iter().any(|d| {
+        d.action == "cmdb.model.save"
+            && d.after
+                .as_ref()
+                .is_some_and(|a| a["approval"] == request && a["version"] == 2)
+    }));
+    // Back to the first model: optional attributes are fine at once.
+    let (_, m) = get(&s, &w, "/api/v1/cmdb/models/host").await;
+    let mut model = m["model"].clone();
+    model["attributes"].as_array_mut().unwrap().push(json!(
+        {"key": "idc_room", "name_zh": "机房", "name_en": "Room", "type": "enum", "values": ["a", "b"]}));
+    let (st, v) = put(&s, &w, "/api/v1/cmdb/models/host", model.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["version"], 4);
+    assert!(v.get("approval").is_none(), "{v}");
+    let (_, m) = get(&s, &w, "/api/v1/cmdb/models/host").await;
+    assert_eq!(m["version"], 4);
+    assert_eq!(m["versions"].as_array().unwrap().len(), 4);
     // A custom model, exported and imported (dry run shows nothing to change).
     let app = json!({"key": "app", "name_zh": "应用", "name_en": "Application", "attributes": [
         {"key": "lang", "name_zh": "语言", "name_en": "Language", "type": "string", "pattern": "[a-z]+"},
