@@ -432,7 +432,7 @@ mod tests {
             next.chunks.first().map(|c| c.seq),
             seqs.last().map(|s| s + 1)
         );
-        assert!(q.lanes.get(&2).is_none(), "an emptied lane is removed");
+        assert!(!q.lanes.contains_key(&2), "an emptied lane is removed");
     }
 
     /// The control lane goes first, whole.
