@@ -320,6 +320,31 @@ pub async fn import(
                 (Some(column_letter(i)), header.get(i).cloned())
             })
     };
+    // The instances the file names, looked up in a few statements rather than one per row.
+    let mut by_name: HashMap<String, CiRow> = HashMap::new();
+    if let Some(name_col) = cols.iter().position(|c| matches!(c, Some(Col::Name))) {
+        let names: Vec<String> = rows
+            .iter()
+            .skip(1)
+            .filter_map(|(_, r)| r.get(name_col))
+            .filter(|n| !n.trim().is_empty())
+            .cloned()
+            .collect();
+        for chunk in names.chunks(1_000) {
+            for c in state
+                .store
+                .cis(&CiQuery {
+                    model: Some(m.key.clone()),
+                    environments: Some(vec![env.to_string()]),
+                    names: Some(chunk.to_vec()),
+                    ..CiQuery::default()
+                })
+                .await?
+            {
+                by_name.insert(c.name.clone(), c);
+            }
+        }
+    }
     let mut planned: Vec<Planned> = Vec::new();
     let mut names_seen: HashMap<String, usize> = HashMap::new();
     let mut unique_seen: HashMap<(String, String), usize> = HashMap::new();
@@ -364,7 +389,7 @@ pub async fn import(
             continue;
         }
         // Which instance the row is about: by name, else by a unique value.
-        let mut existing = state.store.ci_by_name(&m.key, env, &name).await?;
+        let mut existing = by_name.get(&name).cloned();
         if existing.is_none() {
             for key in m.unique_keys() {
                 let values: Vec<String> = given

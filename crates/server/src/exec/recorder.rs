@@ -21,8 +21,8 @@
 //!   round, so a small run's output and final rows share every commit with a big run's instead
 //!   of queueing behind it;
 //! - each run lane holds at most [`LANE_BYTES`] of output: the tasks producing more wait (and
-//!   with them, through bounded channels, the agents' connections), so memory is bounded by the
-//!   number of active runs, never by the amount of output.
+//!   with them, through one-chunk channels, the agents' connections), so memory is bounded by
+//!   the active runs and tasks, never by the amount of output.
 //!
 //! A commit is capped in operations and bytes. Writes that fail are retried; if a batch keeps
 //! failing, its items are written one by one so that one bad item cannot hold back the others,

@@ -15,9 +15,12 @@ use tokio::sync::mpsc;
 /// One piece of output: (is stderr, bytes).
 pub type OutChunk = (bool, Vec<u8>);
 
-/// Chunks (up to 64 KiB each) in flight per task on each channel of the output path: enough to
-/// keep a stream moving, few enough that 1,000 busy tasks hold megabytes, not gigabytes.
-pub const TASK_CHANNEL: usize = 8;
+/// Chunks (up to 64 KiB each) queued per task on each channel of the output path (agent
+/// connection → task → recorder). Every hop is its own async task, so one chunk per channel
+/// keeps a stream moving; what a task holds in memory is then about five chunks (one per hop and
+/// channel), ~320 KiB, so 1,000 tasks writing faster than storage takes hold ~320 MB rather than
+/// their whole output (8 per channel held ~1 GB for 1,000 × 1 MB).
+pub const TASK_CHANNEL: usize = 1;
 
 /// Where a task runs, with what the transport needs.
 #[derive(Debug, Clone)]
