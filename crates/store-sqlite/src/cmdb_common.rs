@@ -150,53 +150,74 @@ fn index_values(v: &Value) -> Vec<String> {
     }
 }
 
-/// Writes the value index and the unique keys of an instance (after removing the old ones).
-async fn write_index(conn: &mut Conn, id: i64, ci: &CiRow, unique: &[String]) -> Result<()> {
-    exec(
-        &mut *conn,
-        sqlx::query("DELETE FROM cmdb_ci_values WHERE ci_id = $1").bind(id),
-    )
-    .await?;
-    exec(
-        &mut *conn,
-        sqlx::query("DELETE FROM cmdb_ci_unique WHERE ci_id = $1").bind(id),
-    )
-    .await?;
+/// Writes the value index and the unique keys of an instance (after removing the old ones,
+/// unless it is `fresh`: just inserted, with none). The values go in one multi-row statement
+/// (statements, not rows, are what a 10,000-row import pays for); unique keys one by one, so a
+/// conflict names its key and value.
+async fn write_index(
+    conn: &mut Conn,
+    id: i64,
+    ci: &CiRow,
+    unique: &[String],
+    fresh: bool,
+) -> Result<()> {
+    if !fresh {
+        exec(
+            &mut *conn,
+            sqlx::query("DELETE FROM cmdb_ci_values WHERE ci_id = $1").bind(id),
+        )
+        .await?;
+        exec(
+            &mut *conn,
+            sqlx::query("DELETE FROM cmdb_ci_unique WHERE ci_id = $1").bind(id),
+        )
+        .await?;
+    }
     let Value::Object(attrs) = &ci.attributes else {
         return Err(StoreError::Other(format!(
             "instance {}: attributes must be a JSON object",
             ci.name
         )));
     };
-    for (key, v) in attrs {
-        for value in index_values(v) {
-            let q = sqlx::query(
-                "INSERT INTO cmdb_ci_values (ci_id, model, key, value) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(&ci.model)
-            .bind(key)
-            .bind(value.clone());
-            exec(&mut *conn, q).await?;
-            if unique.contains(key) {
-                let q = sqlx::query(
-                    "INSERT INTO cmdb_ci_unique (model, environment, key, value, ci_id) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&ci.model)
-                .bind(&ci.environment)
-                .bind(key)
-                .bind(value.clone())
-                .bind(id);
-                exec(&mut *conn, q).await.map_err(|e| match e {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!(
-                        "{} {} in {}: unique attribute {key} = {value:?} is held by another instance",
-                        ci.model, ci.name, ci.environment
-                    )),
-                    other => other,
-                })?;
-            }
+    let pairs: Vec<(&String, String)> = attrs
+        .iter()
+        .flat_map(|(key, v)| index_values(v).into_iter().map(move |value| (key, value)))
+        .collect();
+    // 4 parameters a row: 200 rows stay well under both databases' limits.
+    for chunk in pairs.chunks(200) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let n = 4 * i;
+                format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO cmdb_ci_values (ci_id, model, key, value) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (key, value) in chunk {
+            q = q.bind(id).bind(&ci.model).bind(*key).bind(value.clone());
         }
+        exec(&mut *conn, q).await?;
+    }
+    for (key, value) in pairs.iter().filter(|(k, _)| unique.contains(k)) {
+        let q = sqlx::query(
+            "INSERT INTO cmdb_ci_unique (model, environment, key, value, ci_id) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&ci.model)
+        .bind(&ci.environment)
+        .bind(*key)
+        .bind(value.clone())
+        .bind(id);
+        exec(&mut *conn, q).await.map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "{} {} in {}: unique attribute {key} = {value:?} is held by another instance",
+                ci.model, ci.name, ci.environment
+            )),
+            other => other,
+        })?;
     }
     Ok(())
 }
@@ -595,7 +616,7 @@ impl CmdbTx for TxImpl {
                 other => other,
             })?;
         let id: i64 = get(&row, "cmdb_cis", "id")?;
-        write_index(self.conn(), id, ci, unique).await?;
+        write_index(self.conn(), id, ci, unique, true).await?;
         Ok(id)
     }
 
@@ -621,7 +642,7 @@ impl CmdbTx for TxImpl {
         if changed == 0 {
             return Err(StoreError::NotFound(format!("instance {}", ci.id)));
         }
-        write_index(self.conn(), ci.id, ci, unique).await
+        write_index(self.conn(), ci.id, ci, unique, false).await
     }
 
     async fn delete_ci(&mut self, id: i64) -> Result<bool> {
@@ -819,7 +840,7 @@ pub(crate) async fn import(conn: &mut Conn, d: &CmdbDump) -> Result<()> {
                 other => other,
             })?;
         let keys = unique.get(c.model.as_str()).map_or(&[][..], Vec::as_slice);
-        write_index(&mut *conn, c.id, c, keys).await?;
+        write_index(&mut *conn, c.id, c, keys, true).await?;
     }
     let sql = insert_sql("cmdb_relations", &format!("id, {RELATION_FIELDS}"));
     for r in &d.relations {
