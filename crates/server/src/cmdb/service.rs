@@ -631,9 +631,10 @@ pub async fn may_write(state: &AppState, p: &Principal, ci: &CiRow) -> ApiResult
     Ok(mine.iter().any(|b| r.businesses.contains(b)))
 }
 
-/// Runs the guard for reading or changing one instance. The target is its environment and the
-/// business system it belongs to (one the caller holds a grant for, if any), so a
-/// `business:NAME` grant covers the instances of that business.
+/// Runs the guard for reading or changing one instance. The target is its environment and, for a
+/// caller with business grants but none on that environment, the business system it belongs to
+/// (one the caller holds a grant for, if any), so a `business:NAME` grant covers the instances
+/// of that business.
 pub(crate) async fn authorize_ci(
     state: &AppState,
     p: &Principal,
@@ -641,13 +642,18 @@ pub(crate) async fn authorize_ci(
     op: &str,
     ci: &CiRow,
 ) -> ApiResult<()> {
-    let businesses = businesses_of(state, ci).await?;
     let reach = reach(state, p, perm).await?;
-    let business = businesses
-        .iter()
-        .find(|b| reach.businesses.contains(b))
-        .or(businesses.first())
-        .cloned();
+    // The topology walk is paid only when a business grant may be what lets the caller in.
+    let business = if reach.businesses.is_empty() || reach.environments.contains(&ci.environment) {
+        None
+    } else {
+        let businesses = businesses_of(state, ci).await?;
+        businesses
+            .iter()
+            .find(|b| reach.businesses.contains(b))
+            .or(businesses.first())
+            .cloned()
+    };
     let kind = if perm == Permission::CmdbRead {
         ActionKind::Read
     } else {
