@@ -1610,7 +1610,6 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
         narrow(members.clone(), &mut ids);
     }
     let scan_envs: Vec<String> = envs.union(&benvs).cloned().collect();
-    let mut out = Vec::new();
     let mut after = None;
     let id_list: Option<Vec<i64>> = ids.map(|s| s.into_iter().collect());
     if id_list.as_ref().is_some_and(Vec::is_empty) {
@@ -1628,37 +1627,7 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
     // Batches start at the page size and double: a page is usually filled by the first one,
     // and a selective query still scans in large steps.
     let mut batch_size = (limit as u32).clamp(100, SCAN_BATCH);
-    let Some(q) = &s.query else {
-        // No query: the rows themselves, page by page.
-        loop {
-            let batch = state
-                .store
-                .cis(&CiQuery {
-                    model: model.clone(),
-                    environments: Some(scan_envs.clone()),
-                    ids: id_list.clone(),
-                    names: names.clone(),
-                    after_id: after,
-                    limit: batch_size,
-                })
-                .await?;
-            let Some(last) = batch.last() else { break };
-            after = Some(last.id);
-            let full = batch.len() as u32 == batch_size;
-            batch_size = (batch_size * 2).min(SCAN_BATCH);
-            out.extend(
-                batch
-                    .into_iter()
-                    .filter(|c| envs.contains(&c.environment) || members.contains(&c.id)),
-            );
-            if out.len() >= limit || !full {
-                break;
-            }
-        }
-        out.truncate(limit);
-        return Ok(out);
-    };
-    // A query: candidates are read lean (what the query evaluates), the matches in full.
+    // Candidates are read lean (what the query evaluates), the matches in full.
     let mut matched: Vec<i64> = Vec::new();
     loop {
         let batch = state
@@ -1688,15 +1657,17 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
         };
         let empty = Vec::new();
         for c in &batch {
-            let attrs = as_map(&c.attributes);
-            let subject = Subject {
-                model: &c.model,
-                name: &c.name,
-                environment: &c.environment,
-                attributes: &attrs,
-                ancestors: anc.get(&c.id).unwrap_or(&empty),
-            };
-            if q.matches(&subject) {
+            let hit = s.query.as_ref().is_none_or(|q| {
+                let attrs = as_map(&c.attributes);
+                q.matches(&Subject {
+                    model: &c.model,
+                    name: &c.name,
+                    environment: &c.environment,
+                    attributes: &attrs,
+                    ancestors: anc.get(&c.id).unwrap_or(&empty),
+                })
+            });
+            if hit {
                 matched.push(c.id);
             }
         }
@@ -1706,16 +1677,15 @@ pub async fn search(state: &AppState, s: &Search) -> ApiResult<Vec<CiRow>> {
     }
     matched.truncate(limit);
     if matched.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
-    out = state
+    Ok(state
         .store
         .cis(&CiQuery {
             ids: Some(matched),
             ..CiQuery::default()
         })
-        .await?;
-    Ok(out)
+        .await?)
 }
 
 /// One node of the business topology tree.
