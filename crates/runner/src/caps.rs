@@ -182,7 +182,7 @@ impl Runner {
 }
 
 /// An executable file named `name` in one of the [`TASK_PATH`] directories.
-fn find_tool(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_tool(name: &str) -> Option<PathBuf> {
     TASK_PATH
         .split(':')
         .map(|d| Path::new(d).join(name))

@@ -16,8 +16,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cancel::CancelToken;
-use crate::caps::{Runner, TASK_PATH, TaskCgroup};
+use crate::caps::{Runner, TASK_PATH, TaskCgroup, find_tool};
 use crate::error::RunnerError;
+use crate::plain::plain_words;
 use crate::procfs::{pipe_id, pipe_writers, process_group_members};
 use crate::spec::{CapsApplied, Chunk, Limits, Outcome, Stream, TaskSpec};
 
@@ -100,20 +101,40 @@ impl Runner {
     ) -> Result<Outcome, RunnerError> {
         validate(spec)?;
         let start = Instant::now();
-        let script = {
+        let launch = {
             let script_dir = self.script_dir().to_path_buf();
             let work_dir = self.base_dir.clone();
-            let text = spec.script.clone();
+            let direct: Option<Vec<String>> =
+                plain_words(spec).map(|w| w.into_iter().map(str::to_owned).collect());
+            let text = if direct.is_some() {
+                String::new()
+            } else {
+                spec.script.clone()
+            };
             let suffix = spec.interpreter.suffix();
             blocking(move || {
-                if script_dir != work_dir {
-                    // The default working directory, when scripts live elsewhere.
+                if script_dir != work_dir || direct.is_some() {
+                    // The default working directory, when no script file creates it.
                     private_dir(&work_dir).map_err(|source| RunnerError::ScriptFile {
                         path: work_dir.display().to_string(),
                         source,
                     })?;
                 }
-                write_script(&script_dir, &text, suffix)
+                if let Some((program, args)) = direct.as_deref().and_then(<[String]>::split_first)
+                    && let Some(path) = find_tool(program)
+                {
+                    return Ok(Launch::Direct {
+                        program: path,
+                        args: args.to_vec(),
+                    });
+                }
+                // Not found in PATH: the shell says so as it always did (exit 127).
+                let text = if text.is_empty() {
+                    direct.map(|w| w.join(" ")).unwrap_or_default()
+                } else {
+                    text
+                };
+                write_script(&script_dir, &text, suffix).map(Launch::Script)
             })
             .await
             .map_err(|e| RunnerError::ScriptFile {
@@ -121,11 +142,21 @@ impl Runner {
                 source: std::io::Error::other(e),
             })??
         };
-        let id = script
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("task")
-            .to_owned();
+        let id = match &launch {
+            Launch::Script(script) => script
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("task")
+                .to_owned(),
+            Launch::Direct { .. } => {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                format!(
+                    "task-{}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                )
+            }
+        };
 
         let mut detail = Vec::new();
         let mut caps = CapsApplied::default();
@@ -157,14 +188,14 @@ impl Runner {
             }
         };
         let (argv, nice_thread) =
-            self.command_line(spec, &script, cgroup.as_ref(), &mut caps, &mut detail);
+            self.command_line(spec, &launch, cgroup.as_ref(), &mut caps, &mut detail);
         caps.detail = detail.join("; ");
 
         if cancel.is_cancelled() {
             if let Some(cg) = cgroup {
                 cg.kill_and_remove().await;
             }
-            remove_script(script).await;
+            launch.finish().await;
             return Ok(Outcome {
                 exit_code: None,
                 signal: None,
@@ -183,7 +214,7 @@ impl Runner {
         if let Some(cg) = cgroup {
             cg.kill_and_remove().await;
         }
-        remove_script(script).await;
+        launch.finish().await;
         let done = result?;
         Ok(Outcome {
             exit_code: done.status.code(),
@@ -200,13 +231,14 @@ impl Runner {
         })
     }
 
-    /// `[cgroup wrapper] [nice -n N] [prlimit --as=B --] <interp> <file> <args…>`, and the
+    /// `[cgroup wrapper] [nice -n N] [prlimit --as=B --] <interp> <file> <args…>` (or, for a
+    /// plain command, `… <program> <words…>`), and the
     /// niceness to spawn it at from a niced thread (then without the `nice` wrapper); records
     /// in `caps`/`detail` exactly what was applied and what was not.
     fn command_line(
         &self,
         spec: &TaskSpec,
-        script: &Path,
+        launch: &Launch,
         cgroup: Option<&TaskCgroup>,
         caps: &mut CapsApplied,
         detail: &mut Vec<String>,
@@ -267,12 +299,21 @@ impl Runner {
                 detail.push(format!("cpu cap {pct}% not applied: no cgroup v2"));
             }
         }
-        argv.push(
-            self.program_path(spec.interpreter.program())
-                .into_os_string(),
-        );
-        argv.push(script.as_os_str().to_owned());
-        argv.extend(spec.args.iter().map(OsString::from));
+        match launch {
+            Launch::Script(script) => {
+                argv.push(
+                    self.program_path(spec.interpreter.program())
+                        .into_os_string(),
+                );
+                argv.push(script.as_os_str().to_owned());
+                argv.extend(spec.args.iter().map(OsString::from));
+            }
+            Launch::Direct { program, args } => {
+                argv.push(program.clone().into_os_string());
+                argv.extend(args.iter().map(OsString::from));
+                detail.push("started directly: one plain command, no shell".to_owned());
+            }
+        }
         (argv, nice_thread)
     }
 
@@ -669,6 +710,24 @@ fn write_script(
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// How a task's program is started.
+enum Launch {
+    /// `<interpreter> <script file> <args…>`; the file is removed when the task ends.
+    Script(tempfile::TempPath),
+    /// A one-line script that is one plain command ([`plain_words`]): the program (resolved in
+    /// the task's `PATH`) with its words, no shell, no script file.
+    Direct { program: PathBuf, args: Vec<String> },
+}
+
+impl Launch {
+    /// Clean up after the task: remove the script file, if any.
+    async fn finish(self) {
+        if let Launch::Script(script) = self {
+            remove_script(script).await;
+        }
+    }
 }
 
 /// Remove the script file off the async workers.

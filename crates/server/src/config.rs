@@ -187,6 +187,9 @@ impl Config {
         if let Some(v) = env("BALLAST_WEBHOOK_URL") {
             self.exec.webhook_url = Some(v);
         }
+        if let Some(v) = env("BALLAST_WEBHOOK_CA_FILE") {
+            self.exec.webhook_ca_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = env("BALLAST_SECURE_COOKIES") {
             self.secure_cookies = matches!(v.as_str(), "1" | "true" | "yes");
         }

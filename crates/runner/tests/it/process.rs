@@ -49,6 +49,76 @@ async fn python3_and_sh_interpreters_run() {
     assert_eq!(text(&chunks, Stream::Stdout), "sh-ok\n");
 }
 
+/// A one-line plain command is started directly: the program is the runner's own child (no
+/// shell in between), at the task's niceness, in the base directory; anything the shell must
+/// interpret, or a program not in `PATH`, goes through the shell as before.
+#[tokio::test]
+async fn a_plain_command_starts_without_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(dir.path(), true);
+    // /proc/self/stat: field 4 is the parent pid, field 19 the niceness.
+    let (outcome, chunks) =
+        run_collect(&r, &spec(Interpreter::Bash, "cat /proc/self/stat\n")).await;
+    assert!(outcome.success(), "{outcome:?}");
+    assert!(
+        outcome.caps.detail.contains("started directly"),
+        "{}",
+        outcome.caps.detail
+    );
+    let stat = text(&chunks, Stream::Stdout);
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        fields.get(1).copied(),
+        Some(std::process::id().to_string().as_str()),
+        "{stat}"
+    );
+    assert_eq!(fields.get(16).copied(), Some("10"), "{stat}");
+    assert_eq!(
+        std::fs::read_dir(r.script_dir()).map_or(0, Iterator::count),
+        0
+    );
+
+    let (outcome, chunks) = run_collect(&r, &spec(Interpreter::Sh, "pwd")).await;
+    assert!(
+        !outcome.caps.detail.contains("started directly"),
+        "{}",
+        outcome.caps.detail
+    );
+    assert_eq!(
+        text(&chunks, Stream::Stdout).trim_end(),
+        r.base_dir().canonicalize().unwrap().display().to_string()
+    );
+
+    // The exit status of the program itself.
+    let (outcome, _) = run_collect(&r, &spec(Interpreter::Bash, "false")).await;
+    assert_eq!(outcome.exit_code, Some(1));
+
+    // Not found: the shell reports it, as it always did.
+    let (outcome, chunks) =
+        run_collect(&r, &spec(Interpreter::Bash, "no-such-program-here --x")).await;
+    assert_eq!(outcome.exit_code, Some(127));
+    assert!(text(&chunks, Stream::Stderr).contains("not found"));
+    assert!(!outcome.caps.detail.contains("started directly"));
+
+    // Shell syntax: the shell runs it (the parent of `cat` is then not the runner).
+    let (outcome, chunks) =
+        run_collect(&r, &spec(Interpreter::Bash, "cat /proc/self/stat; true")).await;
+    assert!(outcome.success());
+    assert!(!outcome.caps.detail.contains("started directly"));
+    let stat = text(&chunks, Stream::Stdout);
+    let ppid = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+    assert_ne!(
+        ppid,
+        Some(std::process::id().to_string().as_str()),
+        "{stat}"
+    );
+}
+
 #[tokio::test]
 async fn args_and_env_are_passed_and_the_environment_is_clean() {
     let dir = tempfile::tempdir().unwrap();

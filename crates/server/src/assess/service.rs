@@ -1290,7 +1290,7 @@ pub async fn expire_evidence(state: &AppState) -> ApiResult<usize> {
 
 /// Webhook notification (best effort), like the engine's failure notifications.
 async fn notify_expired(state: &AppState, a: &AssessmentRow, e: &EvidenceRow, assessor: &str) {
-    let Some(url) = state.exec.config.webhook_url.clone() else {
+    let Some(hook) = &state.exec.webhook else {
         return;
     };
     let body = json!({
@@ -1298,7 +1298,7 @@ async fn notify_expired(state: &AppState, a: &AssessmentRow, e: &EvidenceRow, as
         "clause": e.clause_id, "evidence": e.name, "expires_on": e.expires_on,
         "assessor": assessor, "at": state.clock.now().to_rfc3339(),
     });
-    crate::exec::service::post_webhook(&url, &body).await;
+    hook.post(&body).await;
 }
 
 // ---------------------------------------------------------------- answers files

@@ -24,6 +24,7 @@ pub mod schedule;
 pub mod seal;
 pub mod service;
 pub mod transport;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -61,8 +62,12 @@ pub struct ExecConfig {
     pub task_memory_bytes: Option<u64>,
     /// CPU cap per task in percent of one core (cgroup v2 only).
     pub task_cpu_percent: Option<u32>,
-    /// Failure notifications: runs that fail, are blocked or pause are POSTed here as JSON.
+    /// Failure notifications: runs that fail, are blocked or pause are POSTed here as JSON
+    /// (`http://` or `https://`). `BALLAST_WEBHOOK_URL`.
     pub webhook_url: Option<String>,
+    /// PEM file of CA certificates trusted for an `https://` webhook besides the host's trust
+    /// store (an internal CA). `BALLAST_WEBHOOK_CA_FILE`.
+    pub webhook_ca_file: Option<std::path::PathBuf>,
     /// Validity of agent enrolment tokens, in hours.
     pub enroll_token_hours: i64,
     /// A scheduled occurrence found due at most this many seconds late is run; older ones were
@@ -82,6 +87,7 @@ impl Default for ExecConfig {
             task_memory_bytes: None,
             task_cpu_percent: None,
             webhook_url: None,
+            webhook_ca_file: None,
             enroll_token_hours: 24,
             schedule_grace_secs: 60,
         }
@@ -114,6 +120,8 @@ pub struct ExecRuntime {
     pub danger: Arc<danger::RuleSet>,
     /// Group commits of task bookkeeping and output (see [`recorder`]).
     pub recorder: recorder::Recorder,
+    /// Where notifications are POSTed, if anywhere.
+    pub webhook: Option<webhook::Webhook>,
 }
 
 impl std::fmt::Debug for ExecRuntime {
@@ -216,6 +224,7 @@ impl ExecRuntime {
         init: bool,
     ) -> anyhow::Result<ExecRuntime> {
         let sealer = seal::Sealer::load(config)?;
+        let webhook = webhook::Webhook::from_config(&config.exec)?;
         let work = config.data_dir.join("tasks");
         std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
         let runner = Runner::probe(&work);
@@ -242,6 +251,7 @@ impl ExecRuntime {
             active: Mutex::new(HashMap::new()),
             danger,
             recorder: recorder::Recorder::spawn(store),
+            webhook,
         })
     }
 }

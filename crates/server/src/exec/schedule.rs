@@ -658,7 +658,7 @@ async fn start(state: &AppState, s: &ScheduleRow) -> Result<super::service::Star
 /// Webhook notification for a fire that did not run as scheduled (best effort, in the
 /// background; the same `exec.webhook_url` as run failures).
 async fn notify(state: &AppState, s: &ScheduleRow, event: &str, message: &str) {
-    let Some(url) = state.exec.config.webhook_url.clone() else {
+    let Some(hook) = state.exec.webhook.clone() else {
         return;
     };
     let body = serde_json::json!({
@@ -666,18 +666,5 @@ async fn notify(state: &AppState, s: &ScheduleRow, event: &str, message: &str) {
         "environment": s.environment, "owner": s.owner, "message": message,
         "at": state.clock.now().to_rfc3339(),
     });
-    tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        match client
-            .post(&url)
-            .timeout(std::time::Duration::from_secs(10))
-            .json(&body)
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => tracing::warn!("webhook {url}: HTTP {}", r.status()),
-            Err(e) => tracing::warn!("webhook {url}: {e}"),
-        }
-    });
+    tokio::spawn(async move { hook.post(&body).await });
 }

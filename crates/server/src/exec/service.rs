@@ -1256,7 +1256,7 @@ pub async fn request_step_approval(
 
 /// Failure notification by webhook (best effort; failures are logged, never block a run).
 pub async fn notify(state: &AppState, run: &RunRow, event: &str, message: Option<&str>) {
-    let Some(url) = state.exec.config.webhook_url.clone() else {
+    let Some(hook) = &state.exec.webhook else {
         return;
     };
     let body = serde_json::json!({
@@ -1264,22 +1264,7 @@ pub async fn notify(state: &AppState, run: &RunRow, event: &str, message: Option
         "requested_by": run.requested_by, "message": message,
         "at": state.clock.now().to_rfc3339(),
     });
-    post_webhook(&url, &body).await;
-}
-
-/// POSTs `body` to a webhook with a 10 s timeout; failures are logged, never returned.
-pub(crate) async fn post_webhook(url: &str, body: &serde_json::Value) {
-    match reqwest::Client::new()
-        .post(url)
-        .timeout(std::time::Duration::from_secs(10))
-        .json(body)
-        .send()
-        .await
-    {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => tracing::warn!("webhook {url}: HTTP {}", r.status()),
-        Err(e) => tracing::warn!("webhook {url}: {e}"),
-    }
+    hook.post(&body).await;
 }
 
 // ------------------------------------------------------------------ agents and SSH

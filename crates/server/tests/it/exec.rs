@@ -905,6 +905,158 @@ async fn a_failed_run_is_notified_by_webhook() {
     assert_eq!(note["requested_by"], "op10");
 }
 
+/// An HTTPS receiver on loopback with a certificate of `ca`: each request's JSON body, or the
+/// handshake error when the client refused the certificate, goes to the returned channel.
+async fn https_receiver(
+    ca: &ballast_agent::pki::Ca,
+) -> (String, tokio::sync::mpsc::Receiver<Result<Value, String>>) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (cert, key) = ca.issue_server_cert(&["127.0.0.1".into()], 30).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let mut tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string())).await;
+                    continue;
+                }
+            };
+            // One HTTP/1.1 request: headers, then Content-Length bytes of body.
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let n = tls.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len: usize = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break Some(buf[end + 4..end + 4 + len].to_vec());
+                    }
+                }
+            };
+            let _ = tls
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+            let _ = tls.shutdown().await;
+            if let Some(b) = body {
+                let _ = tx.send(Ok(serde_json::from_slice(&b).unwrap())).await;
+            }
+        }
+    });
+    (url, rx)
+}
+
+/// HTTPS webhooks: trusted through `exec.webhook_ca_file` (an internal CA), refused without it;
+/// a CA file that is not PEM stops the server at start, naming the file.
+#[tokio::test]
+async fn failures_reach_an_https_webhook_of_an_internal_ca() {
+    let ca = ballast_agent::pki::Ca::generate("Site internal CA").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("site-ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    // A plan whose one step fails (its run fails; an ad-hoc command's run would not).
+    async fn failing_run(s: &TestServer, who: &str) -> i64 {
+        let op = operator(s, who).await;
+        let dev = s
+            .user_token(&format!("{who}-dev"), &[("ops_development", "global")])
+            .await;
+        let plan = json!({"name": "fails", "steps": [{"name": "boom", "kind": "command",
+            "language": "bash", "command": "exit 4", "targets": "local"}]});
+        let (st, v) = post(s, &dev, "/api/v1/plans", plan).await;
+        assert_eq!(st, 200, "{v}");
+        let (st, v) = post(
+            s,
+            &op,
+            "/api/v1/runs",
+            json!({"plan": "fails", "environment": "test"}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        let id = v["run_id"].as_i64().unwrap();
+        assert_eq!(
+            wait_run(s, &op, id, finished).await["run"]["status"],
+            "failed"
+        );
+        id
+    }
+
+    // Trusted: the notification arrives over TLS.
+    let (hook, mut rx) = https_receiver(&ca).await;
+    let s = TestServer::start_with(|c| {
+        c.exec.webhook_url = Some(hook);
+        c.exec.webhook_ca_file = Some(ca_file.clone());
+    })
+    .await;
+    let id = failing_run(&s, "op40").await;
+    let note = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(note["event"], "failed");
+    assert_eq!(note["run_id"], id);
+    assert_eq!(note["requested_by"], "op40");
+
+    // Not trusted (no CA file): the client refuses the certificate during the handshake.
+    let (hook, mut rx) = https_receiver(&ca).await;
+    let s = TestServer::start_with(|c| c.exec.webhook_url = Some(hook)).await;
+    failing_run(&s, "op41").await;
+    let refused = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let why = refused.err().unwrap();
+    assert!(
+        why.contains("UnknownCA") || why.contains("unknown"),
+        "{why}"
+    );
+
+    // A CA file that is not PEM: the server does not start, and says which file.
+    let bad = dir.path().join("not-a-ca.pem");
+    std::fs::write(&bad, "hello\n").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = ballast_server::config::Config {
+        data_dir: data.path().to_path_buf(),
+        environments: vec!["test".into()],
+        ..Default::default()
+    };
+    config.exec.webhook_url = Some("https://127.0.0.1:9/hook".into());
+    config.exec.webhook_ca_file = Some(bad.clone());
+    let clock = std::sync::Arc::new(ballast_core::clock::ManualClock::new(crate::t0()));
+    let err = ballast_server::start(config, clock).await.err().unwrap();
+    let text = format!("{err:#}");
+    assert!(text.contains("not-a-ca.pem"), "{text}");
+    assert!(text.contains("webhook_ca_file"), "{text}");
+}
+
 #[tokio::test]
 async fn admin_rules_make_a_command_need_approval_or_a_warning() {
     let s = TestServer::start().await;
