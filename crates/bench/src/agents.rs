@@ -1,7 +1,14 @@
-//! `ballast-bench agents`: a real `ballast serve` process and N simulated agents in this process
-//! (the agent crate's own `enroll` and session code, one shared `Runner`, each agent with its own
-//! mTLS connection and host name), then R rounds of `echo ok` on `agent:*`, timed from the API
-//! call until the run is finished with every result stored.
+//! `ballast-bench agents`: a real `ballast serve` process and N simulated agents (the agent
+//! crate's own `enroll` and session code, one shared `Runner` per process, each agent with its
+//! own mTLS connection and host name), then R rounds of `echo ok` on `agent:*`, timed from the
+//! API call until the run is finished with every result stored.
+//!
+//! The agents live in this process, or with `--processes K` in K `ballast-bench agent-shard`
+//! child processes of N/K agents each. It matters on one machine: every process a task starts
+//! is spawned from the process that holds the agents, and the kernel copies that process's file
+//! table (one socket per agent) at each spawn and closes its close-on-exec entries at each exec —
+//! with 10,000 connections in one process that is ~20,000 descriptors per task, a cost no real
+//! agent (one connection, a handful of descriptors) ever pays.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +34,9 @@ pub struct Args {
     pub settle: Duration,
     pub round_timeout: Duration,
     pub output_bytes: Option<u64>,
+    pub processes: usize,
+    /// The command of a round (default `echo ok`).
+    pub command: Option<String>,
 }
 
 fn facts(i: usize) -> Facts {
@@ -173,32 +183,20 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         api_all.as_secs_f64() * 1e3 / a.agents.max(1) as f64
     );
 
-    let work = tempfile::Builder::new()
-        .prefix("ballast-bench-agents-")
-        .tempdir()?;
-    let runner = Arc::new(Runner::probe(&work.path().join("work")));
-    let shutdown = CancelToken::new();
-    let drops = Arc::new(AtomicU64::new(0));
-    let enrol = Arc::new(Semaphore::new(a.parallel.max(1)));
-    let mut agents = JoinSet::new();
-    let t = Instant::now();
-    for (i, token) in tokens.into_iter().enumerate() {
-        agents.spawn(agent(
-            i,
+    let mut holders = if a.processes <= 1 {
+        Holders::InProcess(InProcess::start(
+            0,
+            tokens,
             server.agent_addr.clone(),
-            token,
-            runner.clone(),
-            enrol.clone(),
-            shutdown.clone(),
-            drops.clone(),
-        ));
-    }
+            a.parallel,
+        )?)
+    } else {
+        Holders::Shards(Shards::start(&tokens, &server.agent_addr, a.parallel, a.processes).await?)
+    };
+    let t = Instant::now();
     // Every agent enrolled and connected (as the server sees it).
     loop {
-        if let Some(Ok(Err(e))) = agents.try_join_next() {
-            shutdown.cancel();
-            return Err(e);
-        }
+        holders.check()?;
         let n = connected_count(&server, &admin).await?;
         if n >= a.agents {
             break;
@@ -210,26 +208,33 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     }
     let up = t.elapsed();
     println!(
-        "{} agents enrolled and connected in {} s ({} enrolling at a time)",
+        "{} agents enrolled and connected in {} s ({} enrolling at a time{})",
         a.agents,
         secs(up),
-        a.parallel
+        a.parallel,
+        if a.processes > 1 {
+            format!(" in all, held by {} processes", a.processes)
+        } else {
+            String::new()
+        }
     );
     tokio::time::sleep(a.settle).await;
     let rss_idle = server::rss_kib(server.pid())?;
     println!(
-        "server RSS with {} idle agents connected: {:.1} MiB (bench process holding the agents: {:.1} MiB)",
+        "server RSS with {} idle agents connected: {:.1} MiB (processes holding the agents: {:.1} MiB)",
         a.agents,
         rss_idle as f64 / 1024.0,
-        server::rss_kib(std::process::id())? as f64 / 1024.0
+        holders.rss_kib()? as f64 / 1024.0
     );
 
     let mut times = Vec::with_capacity(a.rounds);
     let timeout = a.round_timeout;
-    let command = match a.output_bytes {
-        Some(n) => format!("head -c {n} /dev/zero | tr '\\0' x"),
-        None => "echo ok".to_string(),
+    let command = match (a.output_bytes, &a.command) {
+        (Some(n), _) => format!("head -c {n} /dev/zero | tr '\\0' x"),
+        (None, Some(c)) => c.clone(),
+        (None, None) => "echo ok".to_string(),
     };
+    println!("round command: {command}");
     for r in 0..a.rounds {
         let beside = match a.output_bytes {
             Some(_) => Some(Beside::start(server.clone(), op.clone(), a.poll, timeout)),
@@ -278,16 +283,218 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         secs(times.first().copied().unwrap_or_default()),
         rss_idle as f64 / 1024.0,
         rss_after as f64 / 1024.0,
-        drops.load(Ordering::Relaxed)
+        holders.stop().await?
     );
-    shutdown.cancel();
-    let stop = Instant::now();
-    while agents.join_next().await.is_some() {
-        if stop.elapsed() > Duration::from_secs(20) {
-            break;
+    Ok(())
+}
+
+/// The agents of this process: a shared runner, their tasks, a shutdown token, a drop count.
+struct InProcess {
+    _work: tempfile::TempDir,
+    agents: JoinSet<anyhow::Result<()>>,
+    shutdown: CancelToken,
+    drops: Arc<AtomicU64>,
+}
+
+impl InProcess {
+    /// Starts one agent per token, numbered from `first` (host names `sim-{first+i}`).
+    fn start(
+        first: usize,
+        tokens: Vec<String>,
+        addr: String,
+        parallel: usize,
+    ) -> anyhow::Result<InProcess> {
+        let work = tempfile::Builder::new()
+            .prefix("ballast-bench-agents-")
+            .tempdir()?;
+        let runner = Arc::new(Runner::probe(&work.path().join("work")));
+        let shutdown = CancelToken::new();
+        let drops = Arc::new(AtomicU64::new(0));
+        let enrol = Arc::new(Semaphore::new(parallel.max(1)));
+        let mut agents = JoinSet::new();
+        for (i, token) in tokens.into_iter().enumerate() {
+            agents.spawn(agent(
+                first + i,
+                addr.clone(),
+                token,
+                runner.clone(),
+                enrol.clone(),
+                shutdown.clone(),
+                drops.clone(),
+            ));
+        }
+        Ok(InProcess {
+            _work: work,
+            agents,
+            shutdown,
+            drops,
+        })
+    }
+
+    /// An agent that gave up (enrolment failed, fatal error) fails the benchmark.
+    fn check(&mut self) -> anyhow::Result<()> {
+        if let Some(Ok(Err(e))) = self.agents.try_join_next() {
+            self.shutdown.cancel();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Ends every session; returns the number of session drops seen.
+    async fn stop(mut self) -> u64 {
+        self.shutdown.cancel();
+        let stop = Instant::now();
+        while self.agents.join_next().await.is_some() {
+            if stop.elapsed() > Duration::from_secs(20) {
+                break;
+            }
+        }
+        self.agents.abort_all();
+        self.drops.load(Ordering::Relaxed)
+    }
+}
+
+/// `ballast-bench agent-shard` child processes, each holding a share of the agents.
+struct Shards {
+    children: Vec<tokio::process::Child>,
+    _tokens: tempfile::TempDir,
+}
+
+impl Shards {
+    async fn start(
+        tokens: &[String],
+        addr: &str,
+        parallel: usize,
+        processes: usize,
+    ) -> anyhow::Result<Shards> {
+        let me = std::env::current_exe().context("finding ballast-bench itself")?;
+        let dir = tempfile::Builder::new()
+            .prefix("ballast-bench-shards-")
+            .tempdir()?;
+        let per = tokens.len().div_ceil(processes.max(1)).max(1);
+        let mut children = Vec::new();
+        for (k, chunk) in tokens.chunks(per).enumerate() {
+            let file = dir.path().join(format!("tokens-{k}"));
+            std::fs::write(&file, chunk.join("\n"))?;
+            let child = tokio::process::Command::new(&me)
+                .args(["agent-shard", "--addr", addr, "--first"])
+                .arg((k * per).to_string())
+                .arg("--tokens-file")
+                .arg(&file)
+                .arg("--parallel")
+                .arg(parallel.div_ceil(processes).max(1).to_string())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {} agent-shard", me.display()))?;
+            children.push(child);
+        }
+        Ok(Shards {
+            children,
+            _tokens: dir,
+        })
+    }
+
+    fn check(&mut self) -> anyhow::Result<()> {
+        for (k, c) in self.children.iter_mut().enumerate() {
+            if let Some(status) = c.try_wait()? {
+                bail!("agent shard {k} ended early: {status}");
+            }
+        }
+        Ok(())
+    }
+
+    fn rss_kib(&self) -> anyhow::Result<u64> {
+        let mut sum = 0;
+        for c in &self.children {
+            if let Some(pid) = c.id() {
+                sum += server::rss_kib(pid)?;
+            }
+        }
+        Ok(sum)
+    }
+
+    /// Closes each shard's stdin (its signal to stop) and reads the `drops N` line it prints.
+    async fn stop(self) -> anyhow::Result<u64> {
+        use tokio::io::AsyncReadExt as _;
+        let mut total = 0;
+        for mut c in self.children {
+            drop(c.stdin.take());
+            let mut out = String::new();
+            if let Some(mut stdout) = c.stdout.take() {
+                stdout.read_to_string(&mut out).await?;
+            }
+            c.wait().await?;
+            total += out
+                .lines()
+                .find_map(|l| l.strip_prefix("drops "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+}
+
+enum Holders {
+    InProcess(InProcess),
+    Shards(Shards),
+}
+
+impl Holders {
+    fn check(&mut self) -> anyhow::Result<()> {
+        match self {
+            Holders::InProcess(p) => p.check(),
+            Holders::Shards(s) => s.check(),
         }
     }
-    agents.abort_all();
+
+    fn rss_kib(&self) -> anyhow::Result<u64> {
+        match self {
+            Holders::InProcess(_) => server::rss_kib(std::process::id()),
+            Holders::Shards(s) => s.rss_kib(),
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<u64> {
+        match self {
+            Holders::InProcess(p) => Ok(p.stop().await),
+            Holders::Shards(s) => s.stop().await,
+        }
+    }
+}
+
+/// `ballast-bench agent-shard`: agents `first…` with the tokens of `tokens_file` (one per line)
+/// until stdin closes; then prints `drops N`.
+pub async fn shard(
+    addr: String,
+    first: usize,
+    tokens_file: PathBuf,
+    parallel: usize,
+) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt as _;
+    server::raise_nofile(65536);
+    let tokens: Vec<String> = std::fs::read_to_string(&tokens_file)
+        .with_context(|| format!("reading {}", tokens_file.display()))?
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut agents = InProcess::start(first, tokens, addr, parallel)?;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            n = stdin.read(&mut buf) => {
+                if matches!(n, Ok(0) | Err(_)) {
+                    break;
+                }
+            }
+            _ = tick.tick() => agents.check()?,
+        }
+    }
+    println!("drops {}", agents.stop().await);
     Ok(())
 }
 

@@ -80,6 +80,25 @@ enum Cmd {
         /// it ("1,000 hosts × 1 MB must not stall other runs or the UI").
         #[arg(long)]
         output_bytes: Option<u64>,
+        /// Hold the agents in this many `agent-shard` child processes instead of this one (see
+        /// `agents.rs`: tasks are spawned from the process holding the agents' sockets).
+        #[arg(long, default_value_t = 1)]
+        processes: usize,
+        /// The command of a round instead of `echo ok` (e.g. `'echo "ok"'`, which needs a shell).
+        #[arg(long)]
+        command: Option<String>,
+    },
+    /// Internal to `agents --processes`: hold the agents of one token file until stdin closes.
+    #[command(hide = true)]
+    AgentShard {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        first: usize,
+        #[arg(long)]
+        tokens_file: PathBuf,
+        #[arg(long)]
+        parallel: usize,
     },
     /// CMDB at scale: a real `ballast serve` on SQLite with --cis instances and about
     /// --relations relations; XLSX import of --import-hosts hosts, attribute searches and impact
@@ -343,6 +362,8 @@ async fn main() -> anyhow::Result<()> {
             settle_secs,
             round_timeout_secs,
             output_bytes,
+            processes,
+            command,
         } => {
             agents::run(agents::Args {
                 ballast,
@@ -353,9 +374,17 @@ async fn main() -> anyhow::Result<()> {
                 settle: Duration::from_secs(settle_secs),
                 round_timeout: Duration::from_secs(round_timeout_secs),
                 output_bytes,
+                processes,
+                command,
             })
             .await
         }
+        Cmd::AgentShard {
+            addr,
+            first,
+            tokens_file,
+            parallel,
+        } => agents::shard(addr, first, tokens_file, parallel).await,
         Cmd::Cmdb {
             ballast,
             cis,
