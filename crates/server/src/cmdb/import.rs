@@ -345,6 +345,26 @@ pub async fn import(
             }
         }
     }
+    // Who already holds the file's unique values: one query per 1,000 values, not per row.
+    let mut lookups = service::Lookups::default();
+    for key in m.unique_keys() {
+        let Some(c) = cols
+            .iter()
+            .position(|col| matches!(col, Some(Col::Attr(k)) if *k == key))
+        else {
+            continue;
+        };
+        let mut values: Vec<String> = rows
+            .iter()
+            .skip(1)
+            .filter_map(|(_, row)| row.get(c))
+            .filter(|v| !v.trim().is_empty())
+            .cloned()
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        lookups.prefetch(state, &m.key, &key, env, &values).await?;
+    }
     let mut planned: Vec<Planned> = Vec::new();
     let mut names_seen: HashMap<String, usize> = HashMap::new();
     let mut unique_seen: HashMap<(String, String), usize> = HashMap::new();
@@ -399,26 +419,11 @@ pub async fn import(
                     .into_iter()
                     .filter(|v| !v.trim().is_empty())
                     .collect();
-                if values.is_empty() {
-                    continue;
+                let mut holders = Vec::new();
+                for v in &values {
+                    holders.extend(lookups.holders(state, &m.key, &key, env, v).await?);
                 }
-                let ids = state
-                    .store
-                    .ci_ids_by_value(Some(&m.key), &key, &values)
-                    .await?;
-                if ids.is_empty() {
-                    continue;
-                }
-                existing = state
-                    .store
-                    .cis(&CiQuery {
-                        ids: Some(ids),
-                        environments: Some(vec![env.to_string()]),
-                        ..CiQuery::default()
-                    })
-                    .await?
-                    .into_iter()
-                    .next();
+                existing = holders.into_iter().min_by_key(|h| h.id);
                 if existing.is_some() {
                     break;
                 }
@@ -431,13 +436,14 @@ pub async fn import(
         for (k, v) in given {
             merged.insert(k, v);
         }
-        let checked = service::check_instance(
+        let checked = service::check_instance_with(
             state,
             &m,
             env,
             &name,
             &merged,
             existing.as_ref().map(|e| e.id),
+            &mut lookups,
         )
         .await?;
         let attrs = match checked {

@@ -805,6 +805,112 @@ pub(crate) async fn check_instance(
     input: &Map<String, Value>,
     self_id: Option<i64>,
 ) -> ApiResult<Result<Map<String, Value>, Vec<FieldError>>> {
+    check_instance_with(state, m, env, name, input, self_id, &mut Lookups::default()).await
+}
+
+/// The store lookups [`check_instance`] makes — who holds a unique value, whether a referenced
+/// instance exists — answered from what was fetched in bulk beforehand ([`Lookups::prefetch`],
+/// one query per 1,000 values for a whole import) or remembered from an earlier row; anything
+/// not known yet is asked of the store, exactly as without the cache. Valid for one environment
+/// and one transaction's view: build one per import, never keep it.
+#[derive(Default)]
+pub(crate) struct Lookups {
+    /// `(model, key, value)` → the instances of the environment holding it.
+    holders: HashMap<(String, String, String), Vec<CiRow>>,
+    /// `(model, name)` → whether it exists in the environment.
+    exists: HashMap<(String, String), bool>,
+}
+
+impl Lookups {
+    /// Fetches, for attribute `key` of model `model`, the holders in `env` of every value in
+    /// `values`, 1,000 values per query.
+    pub(crate) async fn prefetch(
+        &mut self,
+        state: &AppState,
+        model: &str,
+        key: &str,
+        env: &str,
+        values: &[String],
+    ) -> ApiResult<()> {
+        for chunk in values.chunks(1_000) {
+            let ids = state.store.ci_ids_by_value(Some(model), key, chunk).await?;
+            for v in chunk {
+                self.holders
+                    .insert((model.to_owned(), key.to_owned(), v.clone()), Vec::new());
+            }
+            if ids.is_empty() {
+                continue;
+            }
+            let rows = state
+                .store
+                .cis(&CiQuery {
+                    ids: Some(ids),
+                    environments: Some(vec![env.to_string()]),
+                    ..CiQuery::default()
+                })
+                .await?;
+            for row in rows {
+                for v in row
+                    .attributes
+                    .get(key)
+                    .map(index_values)
+                    .unwrap_or_default()
+                {
+                    if let Some(list) = self.holders.get_mut(&(model.to_owned(), key.to_owned(), v))
+                    {
+                        list.push(row.clone());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The instances of `env` whose attribute `key` of model `model` holds `value`.
+    pub(crate) async fn holders(
+        &mut self,
+        state: &AppState,
+        model: &str,
+        key: &str,
+        env: &str,
+        value: &str,
+    ) -> ApiResult<Vec<CiRow>> {
+        let k = (model.to_owned(), key.to_owned(), value.to_owned());
+        if let Some(rows) = self.holders.get(&k) {
+            return Ok(rows.clone());
+        }
+        self.prefetch(state, model, key, env, &[value.to_owned()])
+            .await?;
+        Ok(self.holders.get(&k).cloned().unwrap_or_default())
+    }
+
+    async fn exists(
+        &mut self,
+        state: &AppState,
+        model: &str,
+        env: &str,
+        name: &str,
+    ) -> ApiResult<bool> {
+        let k = (model.to_owned(), name.to_owned());
+        if let Some(e) = self.exists.get(&k) {
+            return Ok(*e);
+        }
+        let e = state.store.ci_by_name(model, env, name).await?.is_some();
+        self.exists.insert(k, e);
+        Ok(e)
+    }
+}
+
+/// [`check_instance`] with the lookups answered from (and remembered in) `lookups`.
+pub(crate) async fn check_instance_with(
+    state: &AppState,
+    m: &Model,
+    env: &str,
+    name: &str,
+    input: &Map<String, Value>,
+    self_id: Option<i64>,
+    lookups: &mut Lookups,
+) -> ApiResult<Result<Map<String, Value>, Vec<FieldError>>> {
     let mut errs = Vec::new();
     if let Err(e) = check_name(name) {
         errs.push(e);
@@ -817,12 +923,7 @@ pub(crate) async fn check_instance(
         }
     };
     for r in references(m, &attrs) {
-        if state
-            .store
-            .ci_by_name(&r.model, env, &r.name)
-            .await?
-            .is_none()
-        {
+        if !lookups.exists(state, &r.model, env, &r.name).await? {
             errs.push(FieldError::new(
                 "cmdb.reference_missing",
                 r.key.clone(),
@@ -836,23 +937,8 @@ pub(crate) async fn check_instance(
     }
     for key in m.unique_keys() {
         for v in attrs.get(&key).map(index_values).unwrap_or_default() {
-            let ids = state
-                .store
-                .ci_ids_by_value(Some(&m.key), &key, std::slice::from_ref(&v))
-                .await?;
-            let others: Vec<i64> = ids.into_iter().filter(|i| Some(*i) != self_id).collect();
-            if others.is_empty() {
-                continue;
-            }
-            let holders = state
-                .store
-                .cis(&CiQuery {
-                    ids: Some(others),
-                    environments: Some(vec![env.to_string()]),
-                    ..CiQuery::default()
-                })
-                .await?;
-            if let Some(h) = holders.first() {
+            let holders = lookups.holders(state, &m.key, &key, env, &v).await?;
+            if let Some(h) = holders.iter().find(|h| Some(h.id) != self_id) {
                 errs.push(FieldError::new(
                     "cmdb.unique_taken",
                     key.clone(),
