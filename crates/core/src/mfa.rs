@@ -169,6 +169,22 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_or_short_secret_matches_no_code() {
+        // The server falls back to an empty secret when a sealed one cannot be opened; that
+        // must never verify, whatever the code.
+        let now = Utc
+            .with_ymd_and_hms(2026, 3, 2, 10, 0, 0)
+            .single()
+            .unwrap_or_default();
+        for secret in ["", "AAAA"] {
+            assert!(current_code(secret, now).is_none());
+            for code in ["000000", "123456", "999999"] {
+                assert!(verify_code(secret, code, now).is_none());
+            }
+        }
+    }
+
+    #[test]
     fn enrolment_has_uri_and_qr() {
         let e = enrolment(&generate_secret(), "Ballast", "alice").unwrap_or_else(|e| panic!("{e}"));
         assert!(e.otpauth_uri.starts_with("otpauth://totp/Ballast:alice?"));

@@ -12,7 +12,7 @@ use ballast_core::audit::{Actor, AuditDraft, Outcome};
 use ballast_core::guard::{Principal, Via, china_date};
 use ballast_core::mfa;
 use ballast_core::password::verify_password;
-use ballast_core::user::User;
+use ballast_core::user::{User, UserId};
 use ballast_store::Session;
 use chrono::{Duration, NaiveDate};
 
@@ -57,6 +57,27 @@ pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip())
+}
+
+/// The sealing purpose of a user's TOTP secret (binds the sealed value to that user).
+pub(crate) fn mfa_purpose(user: UserId) -> String {
+    format!("mfa:{user}")
+}
+
+/// A stored TOTP secret in the clear: sealed ones (`v1:…`) are opened with the credential key;
+/// a secret stored before sealing (base32, never containing `:`) is used as it is. One that
+/// cannot be opened (another credential key) gives an empty secret, which matches no code.
+fn mfa_secret(state: &AppState, user: UserId, stored: &str) -> String {
+    if !stored.contains(':') {
+        return stored.to_owned();
+    }
+    match state.exec.sealer.open(&mfa_purpose(user), stored) {
+        Ok(plain) => String::from_utf8(plain).unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(user = %user, "TOTP secret cannot be opened: {e}");
+            String::new()
+        }
+    }
 }
 
 /// Constant-time string comparison for secrets.
@@ -216,7 +237,11 @@ pub async fn verify_second_factor(
         roles: Vec::new(),
     };
     let ip_s = ip.map(|i| i.to_string());
-    let secret = creds.mfa_secret.clone().unwrap_or_default();
+    let secret = creds
+        .mfa_secret
+        .as_deref()
+        .map(|s| mfa_secret(state, user.id, s))
+        .unwrap_or_default();
     let step = mfa::verify_code(&secret, code, now).and_then(|s| i64::try_from(s).ok());
     let mut tx = state.store.begin().await?;
     let how = match step {

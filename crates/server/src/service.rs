@@ -634,8 +634,14 @@ pub async fn enrol_mfa(
         .iter()
         .map(|c| ballast_core::mfa::hash_recovery_code(c))
         .collect();
+    // Sealed with the credential key, bound to the user: a copy of the database alone does not
+    // give anyone the second factor.
+    let sealed = state
+        .exec
+        .sealer
+        .seal(&crate::auth::mfa_purpose(p.user.id), secret.as_bytes());
     let mut tx = state.store.begin().await?;
-    tx.set_mfa(p.user.id, Some(secret), true).await?;
+    tx.set_mfa(p.user.id, Some(&sealed), true).await?;
     tx.set_mfa_last_step(p.user.id, step).await?;
     tx.replace_recovery_codes(p.user.id, &hashes).await?;
     tx.set_session_mfa(session_hash).await?;

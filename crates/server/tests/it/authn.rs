@@ -215,6 +215,19 @@ async fn totp_enrolment_then_second_factor_at_login() {
         .map(|p| p[..p.find('<').unwrap()].to_string())
         .collect();
     assert_eq!(recovery.len(), 10);
+    // The secret is stored sealed with the credential key, not as the base32 the device got.
+    let admin = s.state.store.user_by_name("admin").await.unwrap().unwrap();
+    let stored = s
+        .state
+        .store
+        .credentials(admin.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .mfa_secret
+        .unwrap();
+    assert!(stored.starts_with("v1:"), "{stored}");
+    assert!(!stored.contains(&secret));
     // A new sign-in needs the second factor before any page.
     let c2 = s.client();
     let r = login(&c2, &s.url, "admin", &password).await;
