@@ -33,6 +33,13 @@ bundled_files!(
 /// The example change-window policy file (`data/calendar/policies/example.toml`).
 pub const EXAMPLE_POLICIES: &str = include_str!("../../../data/calendar/policies/example.toml");
 
+/// The built-in change-window policy (`data/calendar/policies/default.toml`), in force while an
+/// installation has configured none: production blocked 09:00–15:30 on trading days.
+pub const DEFAULT_POLICIES: &str = include_str!("../../../data/calendar/policies/default.toml");
+
+/// Where [`DEFAULT_POLICIES`] comes from, for error messages.
+pub const DEFAULT_POLICIES_NAME: &str = "bundled:data/calendar/policies/default.toml";
+
 /// Parses the bundled files into a layer.
 pub fn layer() -> Result<Layer, CalendarError> {
     let sources: Vec<(String, String)> = FILES

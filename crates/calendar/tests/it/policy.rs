@@ -429,3 +429,57 @@ fn phase_rules_at_phase_boundaries() {
     );
     assert!(e.message_en().contains("policy[0].rule[1].phases[0]"));
 }
+
+#[test]
+fn the_builtin_default_keeps_production_closed_while_the_market_is_open() {
+    use ballast_calendar::bundled::{DEFAULT_POLICIES, DEFAULT_POLICIES_NAME};
+    let p = PolicySet::from_toml(DEFAULT_POLICIES_NAME, DEFAULT_POLICIES).unwrap();
+    const ID: &str = "builtin-prod-market-hours";
+    let block = (Outcome::Block, Some(ID.to_string()));
+    let warn = (Outcome::Warn, Some(ID.to_string()));
+    let allow = (Outcome::Allow, None);
+    // 2026-03-02 is an ordinary Monday, 2026-03-07 a Saturday, 2026-10-05 inside the National
+    // Day closure.
+    type Want = (Outcome, Option<String>);
+    let cases: &[(&str, &str, Want)] = &[
+        ("prod", "2026-03-02T08:29:59+08:00", allow.clone()),
+        ("prod", "2026-03-02T08:30:00+08:00", warn.clone()),
+        ("prod", "2026-03-02T09:00:00+08:00", block.clone()),
+        ("prod", "2026-03-02T11:45:00+08:00", block.clone()),
+        ("prod", "2026-03-02T15:29:59+08:00", block.clone()),
+        ("prod", "2026-03-02T15:30:00+08:00", allow.clone()),
+        ("production", "2026-03-02T10:00:00+08:00", block.clone()),
+        ("prod", "2026-03-07T10:00:00+08:00", allow.clone()),
+        ("prod", "2026-10-05T10:00:00+08:00", allow.clone()),
+        ("test", "2026-03-02T10:00:00+08:00", allow.clone()),
+        ("uat", "2026-03-02T10:00:00+08:00", allow.clone()),
+    ];
+    for (env, when, want) in cases {
+        assert_eq!(
+            &outcome(&p, &ctx(env, "", "job.run"), when),
+            want,
+            "{env} at {when}"
+        );
+    }
+    // Reads are never governed by it.
+    assert_eq!(
+        outcome(
+            &p,
+            &ctx("prod", "", "read_only"),
+            "2026-03-02T10:00:00+08:00"
+        ),
+        allow
+    );
+    let d = evaluate(
+        &p,
+        sse(),
+        &ctx("prod", "", "job.run"),
+        at("2026-03-02T10:00:00+08:00"),
+    );
+    assert!(
+        d.reason_en.contains("change-windows.toml"),
+        "{}",
+        d.reason_en
+    );
+    assert!(d.reason_zh.contains("内置默认策略"), "{}", d.reason_zh);
+}

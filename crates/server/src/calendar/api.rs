@@ -728,10 +728,12 @@ pub async fn import(
 /// The change-window policies in force.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PoliciesOut {
-    /// The policy file (relative to the data directory), or null when
-    /// `<data-dir>/change-windows.toml` does not exist (then no
-    /// policy applies and the change window allows everything).
-    pub source: Option<String>,
+    /// Where the policies come from: `change-windows.toml` (relative to the data directory), or
+    /// `builtin` when that file does not exist and the built-in default is in force (production
+    /// blocked 09:00–15:30 on trading days).
+    pub source: &'static str,
+    /// Whether the built-in default is in force.
+    pub builtin: bool,
     /// The calendar the guard evaluates against.
     pub calendar: &'static str,
     /// Why the policies did not load (the guard then refuses everything it governs).
@@ -754,7 +756,11 @@ pub async fn policies(
         Err(e) => (serde_json::json!([]), Some(ProblemOut::of(e))),
     };
     Ok(Json(PoliciesOut {
-        source: ps.source.map(|_| super::POLICY_FILE.to_string()),
+        source: match ps.source {
+            super::PolicySource::BuiltIn => "builtin",
+            super::PolicySource::File(_) => super::POLICY_FILE,
+        },
+        builtin: ps.source == super::PolicySource::BuiltIn,
         calendar: DEFAULT_CALENDAR,
         error,
         policies,

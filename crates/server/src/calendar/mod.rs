@@ -35,16 +35,26 @@ pub use guard::ChangeWindowCheck;
 pub const DEFAULT_CALENDAR: &str = "sse";
 /// Extra and overriding calendar files, one layer on top of the bundled data.
 pub const CALENDAR_DIR: &str = "calendars";
-/// The change-window policies; absent = no policies (every operation allowed by this stage).
+/// The change-window policies; absent = the built-in default
+/// ([`ballast_calendar::bundled::DEFAULT_POLICIES`]: production blocked during market hours).
 pub const POLICY_FILE: &str = "change-windows.toml";
 /// Emergency overrides (requested and approved).
 pub const OVERRIDES_FILE: &str = "change-window-overrides.json";
 
+/// Where the policies in force come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// `<data-dir>/change-windows.toml` does not exist: the built-in default is in force, so a
+    /// fresh installation never lets a change reach production while the market is open.
+    BuiltIn,
+    /// The administrator's `<data-dir>/change-windows.toml`.
+    File(PathBuf),
+}
+
 /// Where the policies came from, and whether they loaded.
 #[derive(Debug, Clone)]
 pub struct PolicyState {
-    /// The policy file, or `None` when `<data-dir>/change-windows.toml` does not exist.
-    pub source: Option<PathBuf>,
+    pub source: PolicySource,
     /// The policies, or the (bilingual, file-and-line) reason they did not load.
     pub policies: Result<Vec<Policy>, Problem>,
 }
@@ -140,9 +150,12 @@ fn load_calendars(dir: &Path) -> Result<Arc<CalendarSet>, Problem> {
 fn load_policies(data_dir: &Path) -> PolicyState {
     let path = data_dir.join(POLICY_FILE);
     if !path.exists() {
+        use ballast_calendar::bundled::{DEFAULT_POLICIES, DEFAULT_POLICIES_NAME};
         return PolicyState {
-            source: None,
-            policies: Ok(Vec::new()),
+            source: PolicySource::BuiltIn,
+            policies: PolicySet::from_toml(DEFAULT_POLICIES_NAME, DEFAULT_POLICIES)
+                .map(|s| s.policies)
+                .map_err(|e| policy_problem(&e)),
         };
     }
     let policies = std::fs::read_to_string(&path)
@@ -159,7 +172,7 @@ fn load_policies(data_dir: &Path) -> PolicyState {
                 .map_err(|e| policy_problem(&e))
         });
     PolicyState {
-        source: Some(path),
+        source: PolicySource::File(path),
         policies,
     }
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::api::{coverage_warning, day_out};
 use super::overrides::{NewOverride, OverrideRecord, OverrideStatus};
-use super::{DEFAULT_CALENDAR, POLICY_FILE, problem};
+use super::{DEFAULT_CALENDAR, POLICY_FILE, PolicySource, problem};
 use crate::state::AppState;
 use crate::ui::{Lang, Me, Page, Tr, html};
 
@@ -398,39 +398,46 @@ async fn render(
 
     // Policies.
     let ps = rt.policy_state();
-    let (policy_ok, policy_text, policies) = match (&ps.source, &ps.policies) {
-        (_, Err(p)) => (
+    let (policy_ok, policy_text, policies) = match &ps.policies {
+        Err(p) => (
             false,
             format!("{} {}", t.s("cal.policy.error"), t.problem(p)),
             Vec::new(),
         ),
-        (None, Ok(_)) => (
-            true,
-            pick(
-                t,
-                &format!(
-                    "未配置变更窗口策略（数据目录中没有 {POLICY_FILE}）：变更窗口不限制任何操作。"
-                ),
-                &format!(
-                    "No change-window policies are configured (no {POLICY_FILE} in the data directory): the change window restricts nothing."
-                ),
-            ),
-            Vec::new(),
-        ),
-        (Some(_), Ok(list)) => (
-            true,
-            pick(
-                t,
-                &format!(
-                    "已从数据目录的 {POLICY_FILE} 加载 {} 条变更窗口策略（按交易日历 {DEFAULT_CALENDAR} 评估）。",
-                    list.len()
-                ),
-                &format!(
-                    "{} change-window policies loaded from {POLICY_FILE} in the data directory (evaluated against calendar {DEFAULT_CALENDAR}).",
-                    list.len()
-                ),
-            ),
-            list.iter()
+        Ok(list) => {
+            let text = if ps.source == PolicySource::BuiltIn {
+                pick(
+                    t,
+                    &format!(
+                        "数据目录中没有 {POLICY_FILE}：内置默认策略生效（按交易日历 {DEFAULT_CALENDAR} 评估），生产环境交易时段禁止变更。写入 {POLICY_FILE} 以配置本机构的变更窗口；只含 schema = 1 的文件表示不限制。"
+                    ),
+                    &format!(
+                        "No {POLICY_FILE} in the data directory: the built-in default policy is in force (evaluated against calendar {DEFAULT_CALENDAR}), blocking changes to production during market hours. Write {POLICY_FILE} to configure your own change windows; a file with only schema = 1 restricts nothing."
+                    ),
+                )
+            } else if list.is_empty() {
+                pick(
+                    t,
+                    &format!("{POLICY_FILE} 中没有策略：变更窗口不限制任何操作。"),
+                    &format!(
+                        "{POLICY_FILE} holds no policies: the change window restricts nothing."
+                    ),
+                )
+            } else {
+                pick(
+                    t,
+                    &format!(
+                        "已从数据目录的 {POLICY_FILE} 加载 {} 条变更窗口策略（按交易日历 {DEFAULT_CALENDAR} 评估）。",
+                        list.len()
+                    ),
+                    &format!(
+                        "{} change-window policies loaded from {POLICY_FILE} in the data directory (evaluated against calendar {DEFAULT_CALENDAR}).",
+                        list.len()
+                    ),
+                )
+            };
+            let described = list
+                .iter()
                 .map(|p| {
                     let d = if t.0 == Lang::Zh {
                         p.description_zh
@@ -443,8 +450,9 @@ async fn render(
                     };
                     (p.id.clone(), d.unwrap_or_default())
                 })
-                .collect(),
-        ),
+                .collect();
+            (true, text, described)
+        }
     };
 
     // Evaluation form.

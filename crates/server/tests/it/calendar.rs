@@ -1070,3 +1070,79 @@ async fn non_approvers_get_no_approve_button_and_no_banner() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn without_a_policy_file_the_builtin_default_is_in_force() {
+    let s = TestServer::start_with(|c| {
+        std::fs::remove_file(c.data_dir.join("change-windows.toml")).unwrap();
+    })
+    .await;
+    let p = ballast_server::admin::local_principal(s.clock_now());
+
+    // A trading day at 10:00 Beijing: production is closed, other environments are not.
+    s.clock.set(bj(2026, 11, 25, 10, 0));
+    let e = service::authorize(&s.state, &p, &execute_on_prod())
+        .await
+        .unwrap_err();
+    assert_eq!(e.problem.code, "change_window.blocked");
+    assert!(
+        e.problem
+            .message_en
+            .contains("policy builtin-prod-market-hours"),
+        "{}",
+        e.problem.message_en
+    );
+    assert!(
+        e.problem.message_zh.contains("内置默认策略"),
+        "{}",
+        e.problem.message_zh
+    );
+    let on_test = Action::new(
+        ActionKind::Execute,
+        Permission::JobRun,
+        "job.run",
+        Target::environment("test"),
+    );
+    service::authorize(&s.state, &p, &on_test).await.unwrap();
+    // The same hour on a Saturday, and after the close: allowed.
+    for at in [bj(2026, 11, 28, 10, 0), bj(2026, 11, 25, 15, 30)] {
+        s.clock.set(at);
+        service::authorize(&s.state, &p, &execute_on_prod())
+            .await
+            .unwrap();
+    }
+
+    // The API and the page say which policies are in force, and how to replace them.
+    let token = s.admin_token().await;
+    let (st, v) = get(&s, &token, "/api/v1/change-windows/policies").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["source"], "builtin");
+    assert_eq!(v["builtin"], true);
+    assert_eq!(v["policies"][0]["id"], "builtin-prod-market-hours");
+    let (c, _) = admin_ready(&s).await;
+    let page = c
+        .get(format!("{}/calendar", s.url))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("the built-in default policy is in force")
+            && page.contains("builtin-prod-market-hours"),
+        "{page}"
+    );
+
+    // An administrator's file replaces it; one without policies restricts nothing.
+    std::fs::write(s.dir.path().join("change-windows.toml"), "schema = 1\n").unwrap();
+    s.state.calendar.reload_policies().unwrap();
+    s.clock.set(bj(2026, 11, 25, 10, 0));
+    service::authorize(&s.state, &p, &execute_on_prod())
+        .await
+        .unwrap();
+    let (_, v) = get(&s, &token, "/api/v1/change-windows/policies").await;
+    assert_eq!(v["source"], "change-windows.toml");
+    assert_eq!(v["builtin"], false);
+}

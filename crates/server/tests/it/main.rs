@@ -71,6 +71,10 @@ impl TestServer {
         };
         config.exec.agent_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.exec.local_environments = vec!["test".into()];
+        // The tests' clock stands in market hours (t0), where the built-in default policy would
+        // block everything in prod: start from "no policies" and let each test write its own.
+        // `calendar::without_a_policy_file_the_builtin_default_is_in_force` removes the file.
+        std::fs::write(dir.path().join("change-windows.toml"), "schema = 1\n").unwrap();
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new(t0()));
         let (state, initial) = ballast_server::start(config, clock.clone()).await.unwrap();
