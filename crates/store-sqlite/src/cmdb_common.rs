@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+// The same index text the CMDB's service checks uniqueness with: one definition for both.
+use ballast_cmdb::validate::index_values;
 use ballast_store::cmdb::{
     CiConflictRow, CiHead, CiHistoryRow, CiQuery, CiRelationRow, CiRow, CmdbDump, CmdbModelRow,
     CmdbModelVersionRow, CmdbStore, CmdbTx, RelationSide,
@@ -138,16 +140,6 @@ fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Index text of a value: one entry per scalar (list items one by one); null gives none.
-fn index_values(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items.iter().flat_map(index_values).collect(),
-        Value::String(s) => vec![s.clone()],
-        Value::Null => Vec::new(),
-        other => vec![other.to_string()],
-    }
 }
 
 /// Writes the value index and the unique keys of an instance (after removing the old ones,
