@@ -2,7 +2,8 @@
 //!
 //! * [`CalendarRuntime`] holds what `ballast-calendar` computes with: the bundled SSE/SZSE
 //!   calendars plus the `<data-dir>/calendars/` layer, the change-window policies of
-//!   `<data-dir>/change-windows.toml`, and the emergency overrides of
+//!   `<data-dir>/change-windows.toml` (while it is absent, the built-in default), and the
+//!   emergency overrides of
 //!   `<data-dir>/change-window-overrides.json` (a file until the store has a table for them; see
 //!   docs/CALENDAR.md, "Known limits"). A load problem is kept, never papered over: queries answer
 //!   503 and the guard refuses (fail closed).
